@@ -1,0 +1,76 @@
+"""Donations: reader support for independent publishers."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .extensions import cors, csrf, db, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Config | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+    )
+    config = config or Config(instance_path=app.instance_path)
+    config.validate()
+    app.config.from_object(config)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    origins = app.config["ALLOWED_ORIGINS"]
+    cors.init_app(app, resources={r"/api/v1/*": {"origins": origins}, r"/embed/cta/*": {"origins": origins}})
+
+    from . import models  # noqa: F401  (every table registered before migrations compare)
+    from .campaigns.views import bp as campaigns_bp
+    from .checkout.views import bp as checkout_bp
+    from .payments.gateway import init_gateway
+    from .payments.views import bp as sandbox_bp
+    from .payments.webhooks import bp as webhooks_bp
+
+    init_gateway(app)
+    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp):
+        app.register_blueprint(blueprint)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    from .web import wants_json
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_template("error.html", code=400,
+                               message="This form has expired. Please go back, reload the page and try again."), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if wants_json():
+            return jsonify(error=exc.description), exc.code
+        return render_template("error.html", code=exc.code, message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        if wants_json():
+            return jsonify(error="Something went wrong on our side. Nothing was charged."), 500
+        return render_template("error.html", code=500,
+                               message="Something went wrong on our side. Nothing was charged."), 500

@@ -1,0 +1,88 @@
+"""The donation form: the reader's choices, validated field by field with messages beside each field."""
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
+from wtforms.validators import ValidationError
+
+from ..campaigns import operations as campaigns
+from ..ledger.models import Frequency
+from ..money import Money, MoneyError
+from .operations import AVAILABLE_FREQUENCIES, DonationRequest, check_gift, clean_frequency
+from .validation import clean_article_url, clean_email, clean_name
+
+
+def _cleaned(fn):
+    """Turn a shared ValueError-raising cleaner into a WTForms validator that stores the clean value."""
+
+    def validator(form, field):
+        try:
+            field.clean = fn(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return validator
+
+
+class DonationForm(FlaskForm):
+    campaign = HiddenField(default=campaigns.DEFAULT_SLUG)
+    #: A preset (in major units) or "other", which reads ``custom_amount``.
+    amount = RadioField("Amount", choices=[], validate_choice=False)
+    custom_amount = StringField("Other amount")
+    currency = SelectField("Currency", choices=[])
+    frequency = RadioField(
+        "How often",
+        choices=[(f.value, f.label) for f in Frequency if f in AVAILABLE_FREQUENCIES],
+        default=Frequency.ONE_OFF.value,
+        validators=[_cleaned(clean_frequency)],
+    )
+    email = StringField("Email", validators=[_cleaned(clean_email)], render_kw={"autocomplete": "email", "type": "email"})
+    name = StringField("Name (optional)", validators=[_cleaned(clean_name)], render_kw={"autocomplete": "name"})
+    cover_fees = BooleanField("Add the processing fee so that all of my gift arrives")
+    article_url = HiddenField(validators=[_cleaned(clean_article_url)])
+    #: Unique per rendered form; becomes the attempt id, so a double-submit opens one checkout.
+    token = HiddenField(default=lambda: str(uuid.uuid4()))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency.choices = [(c, c) for c in current_app.config["CURRENCIES"]]
+        self.campaign_obj = None
+        self.gift: Money | None = None
+
+    def validate_campaign(self, field):
+        self.campaign_obj = campaigns.get_active(field.data or "")
+        if self.campaign_obj is None:
+            raise ValidationError("Unknown campaign.")
+
+    def validate_amount(self, field):
+        raw = (self.custom_amount.data or "").strip() if field.data in (None, "", "other") else field.data
+        if not raw:
+            raise ValidationError("Choose or enter an amount.")
+        if self.currency.data not in current_app.config["CURRENCIES"]:
+            return  # the currency field reports its own error
+        try:
+            self.gift = Money.from_major(raw, self.currency.data)
+            check_gift(self.gift)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate_token(self, field):
+        try:
+            field.data = str(uuid.UUID(field.data or ""))
+        except ValueError:
+            field.data = str(uuid.uuid4())
+
+    def to_request(self, locale: str) -> DonationRequest:
+        return DonationRequest(
+            campaign=self.campaign_obj,
+            gift=self.gift,
+            frequency=self.frequency.clean,
+            email=self.email.clean,
+            name=self.name.clean,
+            article_url=self.article_url.clean,
+            cover_fees=bool(self.cover_fees.data),
+            locale=locale,
+        )

@@ -1,0 +1,86 @@
+"""The OpenAPI 3 description of the public JSON API."""
+from __future__ import annotations
+
+from ..campaigns.operations import DEFAULT_SLUG
+from ..ledger.models import Frequency
+
+_ERRORS = {
+    "description": "A field is missing or wrong; nothing was created.",
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {"errors": {"type": "object", "additionalProperties": {"type": "string"}}},
+        "required": ["errors"],
+    }}},
+}
+
+
+def openapi_document(config) -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": f"{config['PUBLICATION_NAME']} donations API",
+            "version": "1",
+            "description": "Start a donation from your own front end, and read the ask's copy and amounts.",
+        },
+        "servers": [{"url": config["PUBLIC_URL"]}],
+        "paths": {
+            "/api/v1/checkout-sessions": {"post": {
+                "summary": "Start a donation and get the checkout page to send the reader to",
+                "parameters": [{
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "description": "A UUID; repeating a request with the same key and body returns the same session.",
+                    "schema": {"type": "string", "format": "uuid"},
+                }],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["campaign", "amount", "currency", "frequency", "email"],
+                    "properties": {
+                        "campaign": {"type": "string", "example": DEFAULT_SLUG},
+                        "amount": {"type": "integer", "minimum": 1,
+                                   "description": "Minor units of the currency: 2500 is 25.00 EUR, 2500 is 2500 JPY."},
+                        "currency": {"type": "string", "enum": list(config["CURRENCIES"])},
+                        "frequency": {"type": "string", "enum": [f.value for f in Frequency]},
+                        "email": {"type": "string", "format": "email", "maxLength": 254},
+                        "name": {"type": "string", "maxLength": 200},
+                        "article_url": {"type": "string", "format": "uri", "maxLength": 2000},
+                        "cover_fees": {"type": "boolean", "default": False},
+                    },
+                }}}},
+                "responses": {
+                    "201": {"description": "Checkout session created", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "url": {"type": "string", "format": "uri"}},
+                        "required": ["id", "url"],
+                    }}}},
+                    "400": _ERRORS,
+                    "503": {"description": "The payment provider is unavailable; nothing was charged."},
+                },
+            }},
+            "/api/v1/campaigns/{slug}": {"get": {
+                "summary": "The ask's copy and preset amounts",
+                "parameters": [
+                    {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "currency", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "locale", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "The campaign", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "slug": {"type": "string"}, "headline": {"type": "string"}, "body": {"type": "string"},
+                            "button_label": {"type": "string"}, "currency": {"type": "string"},
+                            "currencies": {"type": "array", "items": {"type": "string"}},
+                            "default_frequency": {"type": "string"},
+                            "presets": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                                "type": "object",
+                                "properties": {"amount": {"type": "integer"}, "major": {"type": "string"},
+                                               "label": {"type": "string"}},
+                            }}},
+                        },
+                    }}}},
+                    "404": {"description": "No active campaign has this slug."},
+                },
+            }},
+        },
+    }

@@ -1,0 +1,209 @@
+"""Starting a donation: validate what the reader asked for, record an attempt, open a checkout."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..campaigns import operations as campaigns
+from ..campaigns.models import Campaign
+from ..db import insert_ignore
+from ..extensions import db
+from ..ledger.models import Frequency
+from ..money import Money, MoneyError, check_amount, fee_to_cover, normalise_currency
+from ..payments.gateway import CheckoutRequest, get_gateway
+from .models import AttemptStatus, CheckoutAttempt
+from .validation import clean_article_url, clean_email, clean_name
+
+#: Frequencies that can be given today; monthly and yearly arrive with recurring gifts.
+AVAILABLE_FREQUENCIES = (Frequency.ONE_OFF,)
+
+
+@dataclass(frozen=True)
+class DonationRequest:
+    campaign: Campaign
+    gift: Money  #: what the reader chose, before any fee they cover
+    frequency: Frequency
+    email: str
+    name: str | None
+    article_url: str | None
+    cover_fees: bool
+    locale: str = "en"
+
+    @property
+    def covered_fee(self) -> Money:
+        return fee_to_cover(self.gift, current_app.config) if self.cover_fees else Money(0, self.gift.currency)
+
+    @property
+    def total(self) -> Money:
+        return self.gift + self.covered_fee
+
+
+def clean_frequency(value: object) -> Frequency:
+    try:
+        frequency = Frequency(value)
+    except ValueError:
+        raise ValueError("Choose one_off, monthly or yearly.") from None
+    if frequency not in AVAILABLE_FREQUENCIES:
+        raise ValueError("Only one-off gifts can be made for now.")
+    return frequency
+
+
+API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees"}
+API_REQUIRED = ("campaign", "amount", "currency", "frequency", "email")
+
+
+def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None, dict[str, str]]:
+    """Check a JSON body for POST /api/v1/checkout-sessions; returns the request or field errors."""
+    if not isinstance(payload, dict):
+        return None, {"body": "Send a JSON object."}
+    errors: dict[str, str] = {}
+    for key in payload:
+        if key not in API_FIELDS:
+            errors[str(key)[:100]] = "Unknown field."
+    for key in API_REQUIRED:
+        if payload.get(key) is None:
+            errors[key] = "This field is required."
+    values: dict[str, Any] = {}
+
+    def check(field: str, fn):
+        if field in payload and payload[field] is not None and field not in errors:
+            try:
+                values[field] = fn(payload[field])
+            except ValueError as exc:
+                errors[field] = str(exc)
+
+    check("campaign", _campaign)
+    check("currency", lambda v: normalise_currency(v))
+    check("frequency", clean_frequency)
+    check("email", clean_email)
+    check("name", clean_name)
+    check("article_url", clean_article_url)
+    check("cover_fees", _boolean)
+    if "currency" in values:
+        check("amount", lambda v: _api_amount(v, values["currency"]))
+    if errors:
+        return None, errors
+    return DonationRequest(
+        campaign=values["campaign"],
+        gift=values["amount"],
+        frequency=values["frequency"],
+        email=values["email"],
+        name=values.get("name"),
+        article_url=values.get("article_url"),
+        cover_fees=values.get("cover_fees", False),
+        locale=locale,
+    ), {}
+
+
+def _campaign(value: object) -> Campaign:
+    campaign = campaigns.get_active(value) if isinstance(value, str) else None
+    if campaign is None:
+        raise ValueError("Unknown campaign.")
+    return campaign
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("Must be true or false.")
+    return value
+
+
+def _api_amount(value: object, currency: str) -> Money:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Amount must be a whole number of minor units, such as 2500 for 25.00.")
+    if abs(value) > 10**15:
+        raise ValueError("That amount is too large.")
+    money = Money(value, currency)
+    check_gift(money)
+    return money
+
+
+def check_gift(money: Money) -> None:
+    """Currency accepted, and within Stripe's minimum and our maximum; raises ValueError (MoneyError)."""
+    if money.amount <= 0:
+        raise MoneyError("Amount must be more than zero.")
+    check_amount(money, current_app.config)
+
+
+def start_donation(request: DonationRequest, attempt_id: str | None = None) -> CheckoutAttempt:
+    """Record the attempt and open a checkout session for it; returns the attempt with its checkout URL.
+
+    The attempt id is the gateway's idempotency key, so the same form submitted twice
+    (a double click) reuses one attempt and one session.
+    """
+    check_amount(request.total, current_app.config)
+    attempt = db.session.get(CheckoutAttempt, attempt_id) if attempt_id else None
+    if attempt is not None and not _same_request(attempt, request):
+        attempt = None  # the reader went back and changed the form: a new gift, a new key
+    if attempt is None:
+        if attempt_id is None or db.session.get(CheckoutAttempt, attempt_id) is not None:
+            attempt_id = str(uuid.uuid4())
+        gateway = get_gateway()
+        insert_ignore(db.session, CheckoutAttempt, {
+            "id": attempt_id,
+            "campaign_id": request.campaign.id,
+            "email": request.email,
+            "name": request.name,
+            "amount": request.total.amount,
+            "covered_fee": request.covered_fee.amount,
+            "currency": request.total.currency,
+            "frequency": request.frequency,
+            "article_url": request.article_url,
+            "locale": request.locale,
+            "gateway": gateway.name,
+            "status": AttemptStatus.OPEN,
+        }, ["id"])
+        attempt = db.session.get(CheckoutAttempt, attempt_id)
+    if attempt.checkout_url:
+        return attempt
+    public = current_app.config["PUBLIC_URL"]
+    session = get_gateway().create_checkout_session(CheckoutRequest(
+        attempt_id=attempt.id,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        frequency=attempt.frequency.value,
+        email=attempt.email,
+        description=f"Donation to {current_app.config['PUBLICATION_NAME']}",
+        success_url=f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{public}/donate?{urlencode({'attempt': attempt.id})}",
+        metadata={
+            "attempt_id": attempt.id,
+            "campaign": request.campaign.slug,
+            "article_url": (attempt.article_url or "")[:500],
+        },
+    ))
+    attempt.checkout_session_id = session.id
+    attempt.checkout_url = session.url
+    db.session.flush()
+    return attempt
+
+
+def _same_request(attempt: CheckoutAttempt, request: DonationRequest) -> bool:
+    return (attempt.campaign_id, attempt.amount, attempt.currency, attempt.frequency, attempt.email,
+            attempt.article_url) == (request.campaign.id, request.total.amount, request.total.currency,
+                                     request.frequency, request.email, request.article_url)
+
+
+def attempt_by_session(session_id: str) -> CheckoutAttempt | None:
+    if not isinstance(session_id, str) or len(session_id) > 255:
+        return None
+    return db.session.scalars(
+        select(CheckoutAttempt).where(CheckoutAttempt.checkout_session_id == session_id)
+    ).one_or_none()
+
+
+def expire_attempt(session: dict[str, Any]) -> str:
+    """A Checkout Session expired unpaid: the attempt is closed; no donation exists for it."""
+    attempt_id = (session.get("metadata") or {}).get("attempt_id")
+    attempt = db.session.get(CheckoutAttempt, attempt_id) if attempt_id else None
+    if attempt is None:
+        return "ignored: not ours"
+    if attempt.status is AttemptStatus.OPEN:
+        attempt.status = AttemptStatus.EXPIRED
+        return f"attempt {attempt.id} expired"
+    return f"attempt {attempt.id} already {attempt.status.value}"

@@ -1,0 +1,51 @@
+"""Field checks shared by the donation form and the JSON API; each raises ValueError with a message for the reader."""
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+MAX_NAME = 200
+MAX_URL = 2000
+
+
+def _has_control_chars(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
+
+
+def clean_email(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("Enter your email address.")
+    if len(value) > 254 or _has_control_chars(value):
+        raise ValueError("Enter a valid email address.")
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError("Enter a valid email address, such as name@example.com.") from None
+    return result.normalized.lower()
+
+
+def clean_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("Name must be text.")
+    value = " ".join(value.split())
+    if _has_control_chars(value):
+        raise ValueError("Name contains characters that are not allowed.")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"Name must be at most {MAX_NAME} characters.")
+    return value or None
+
+
+def clean_article_url(value: object) -> str | None:
+    """The article a gift came from: an absolute http(s) URL, kept for attribution only, never redirected to."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL or _has_control_chars(value) or " " in value:
+        raise ValueError("Article URL must be an http or https address.")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("Article URL must be an http or https address.")
+    return value

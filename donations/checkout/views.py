@@ -1,0 +1,97 @@
+"""The donation page, the thank-you page and the JSON API for publishers' own front ends."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+
+from ..campaigns import operations as campaigns
+from ..extensions import csrf, db
+from ..ledger.models import Donation
+from ..money import Money, MoneyError
+from ..payments.gateway import GatewayError
+from ..web import request_locale
+from . import operations
+from .forms import DonationForm
+from .openapi import openapi_document
+
+bp = Blueprint("checkout", __name__)
+
+
+@bp.route("/donate", methods=["GET", "POST"])
+def donate():
+    form = DonationForm()
+    if request.method == "GET":
+        _prefill(form)
+    campaign = campaigns.get_active(form.campaign.data or "") or campaigns.get_active_or_404(campaigns.DEFAULT_SLUG)
+    ask = campaigns.ask_view(campaign, request_locale(), form.currency.data)
+    error = None
+    if form.validate_on_submit():
+        try:
+            attempt = operations.start_donation(form.to_request(request_locale()), form.token.data)
+        except MoneyError as exc:
+            form.amount.errors = [str(exc)]
+        except GatewayError as exc:
+            error = str(exc)
+        else:
+            db.session.commit()
+            return redirect(attempt.checkout_url, code=303)
+    status = 503 if error else (400 if form.errors else 200)
+    return render_template("checkout/donate.html", form=form, ask=ask, error=error), status
+
+
+def _prefill(form: DonationForm) -> None:
+    """Carry the reader's choice over from the ask (or from a cancelled checkout) into the form."""
+    args = request.args
+    attempt = db.session.get(operations.CheckoutAttempt, args["attempt"]) if args.get("attempt") else None
+    if attempt is not None:
+        gift = Money(attempt.amount - attempt.covered_fee, attempt.currency)
+        form.campaign.data = attempt.campaign.slug
+        form.currency.data = attempt.currency
+        form.amount.data = gift.major_str()
+        form.email.data = attempt.email
+        form.name.data = attempt.name
+        form.cover_fees.data = attempt.covered_fee > 0
+        form.article_url.data = attempt.article_url
+        return
+    for name in ("campaign", "currency", "frequency", "article_url"):
+        if isinstance(args.get(name), str):
+            getattr(form, name).data = args[name][:2000]
+    if isinstance(args.get("amount"), str):
+        form.amount.data = args["amount"][:20]
+
+
+@bp.get("/thanks")
+def thanks():
+    attempt = operations.attempt_by_session(request.args.get("session_id", ""))
+    if attempt is None:
+        abort(404)
+    donation = db.session.scalars(db.select(Donation).where(Donation.attempt_id == attempt.id)).one_or_none()
+    return render_template("checkout/thanks.html", attempt=attempt, donation=donation)
+
+
+@bp.post("/api/v1/checkout-sessions")
+@csrf.exempt  # a JSON API called cross-origin; CORS and the JSON content type keep browsers from forging it
+def api_create_checkout_session():
+    payload = request.get_json(silent=True)
+    donation_request, errors = operations.parse_api_request(payload, request_locale())
+    if errors:
+        return jsonify(errors=errors), 400
+    key = request.headers.get("Idempotency-Key")
+    try:
+        key = str(uuid.UUID(key)) if key else None
+    except ValueError:
+        return jsonify(errors={"Idempotency-Key": "Must be a UUID."}), 400
+    try:
+        attempt = operations.start_donation(donation_request, key)
+    except MoneyError as exc:
+        return jsonify(errors={"amount": str(exc)}), 400
+    except GatewayError as exc:
+        return jsonify(error=str(exc)), 503
+    db.session.commit()
+    return jsonify(id=attempt.checkout_session_id, url=attempt.checkout_url), 201
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(openapi_document(current_app.config))

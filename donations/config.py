@@ -1,0 +1,116 @@
+"""Configuration from the environment: one Config class, TestConfig beside it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_only"
+
+
+class ConfigError(RuntimeError):
+    """The environment asks for something the app refuses to run with."""
+
+
+def _csv(value: str | None, default: str) -> list[str]:
+    raw = value if value is not None else default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _per_currency(value: str | None) -> dict[str, str]:
+    """Parse ``EUR:25,USD:30`` into ``{"EUR": "25", "USD": "30"}``."""
+    result: dict[str, str] = {}
+    for item in _csv(value, ""):
+        code, sep, amount = item.partition(":")
+        if not sep:
+            raise ConfigError(f"expected CODE:AMOUNT, got {item!r}")
+        result[code.strip().upper()] = amount.strip()
+    return result
+
+
+class Config:
+    """Every setting, read from the environment at construction time."""
+
+    TESTING = False
+
+    def __init__(self, environ: dict[str, str] | None = None, instance_path: str | None = None):
+        env = dict(os.environ if environ is None else environ)
+        instance = Path(instance_path or Path.cwd() / "instance")
+        self.DONATIONS_ENV = env.get("DONATIONS_ENV", "development")
+        self.SECRET_KEY = env.get("SECRET_KEY", DEFAULT_SECRET_KEY)
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or f"sqlite:///{instance / 'donations.sqlite3'}"
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.PUBLIC_URL = env.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+        self.PUBLICATION_NAME = env.get("PUBLICATION_NAME", "The Riverside Chronicle")
+        self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY") or None
+        self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET") or None
+        self.STRIPE_API_BASE = env.get("STRIPE_API_BASE") or None
+        self.SMTP_URL = env.get("SMTP_URL") or None
+        self.MAIL_FROM = env.get("MAIL_FROM", f"donations@{_host(self.PUBLIC_URL)}")
+        self.CURRENCIES = [c.upper() for c in _csv(env.get("CURRENCIES"), "EUR,USD,GBP")]
+        self.ALLOWED_ORIGINS = [o.rstrip("/") for o in _csv(env.get("ALLOWED_ORIGINS"), "")]
+        #: Largest gift per currency in major units; currencies not named get MAX_AMOUNT_DEFAULT.
+        self.MAX_AMOUNTS = _per_currency(env.get("MAX_AMOUNTS"))
+        self.MAX_AMOUNT_DEFAULT = env.get("MAX_AMOUNT_DEFAULT", "10000")
+        #: "Cover the processing fee": percent of the total plus a fixed part per currency (minor units).
+        self.FEE_PERCENT = env.get("FEE_PERCENT", "1.5")
+        self.FEE_FIXED = _per_currency(env.get("FEE_FIXED", "EUR:25,USD:30,GBP:20"))
+        self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.PUBLIC_URL.startswith("https://")
+        if not self.STRIPE_SECRET_KEY and not self.STRIPE_WEBHOOK_SECRET:
+            # The sandbox signs its events with a local secret, so the real intake path verifies them.
+            self.STRIPE_WEBHOOK_SECRET = SANDBOX_WEBHOOK_SECRET
+
+    @property
+    def PAYMENT_GATEWAY(self) -> str:
+        return "stripe" if self.STRIPE_SECRET_KEY else "sandbox"
+
+    def validate(self) -> None:
+        """Refuse to start production with development defaults."""
+        from .money import MINIMUM_CHARGE, UnknownCurrency, currency_exponent
+
+        for code in self.CURRENCIES:
+            try:
+                currency_exponent(code)
+            except UnknownCurrency as exc:
+                raise ConfigError(f"CURRENCIES: {exc}") from None
+            if code not in MINIMUM_CHARGE:
+                raise ConfigError(f"CURRENCIES: Stripe's minimum charge for {code} is not known")
+        if self.DONATIONS_ENV == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("STRIPE_SECRET_KEY", self.STRIPE_SECRET_KEY),
+                    ("STRIPE_WEBHOOK_SECRET", self.STRIPE_WEBHOOK_SECRET),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(f"production needs {', '.join(missing)} (the sandbox is refused in production)")
+            if self.STRIPE_WEBHOOK_SECRET == SANDBOX_WEBHOOK_SECRET:
+                raise ConfigError("production needs a real STRIPE_WEBHOOK_SECRET")
+            if self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < 32:
+                raise ConfigError("production needs a SECRET_KEY of at least 32 random characters")
+
+
+class TestConfig(Config):
+    """Tests: a database from TEST_DATABASE_URL or a temporary SQLite file, the sandbox, no SMTP."""
+
+    TESTING = True
+
+    def __init__(self, environ: dict[str, str] | None = None, instance_path: str | None = None):
+        env = {k: v for k, v in (os.environ if environ is None else environ).items()
+               if not k.startswith(("STRIPE_", "SMTP_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
+        env.setdefault("PUBLIC_URL", "http://donations.test")
+        env.setdefault("ALLOWED_ORIGINS", "https://publisher.example")
+        super().__init__(env, instance_path)
+        self.WTF_CSRF_ENABLED = True
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or "localhost"

@@ -1,0 +1,142 @@
+"""Supporters, donations, receipt numbering and the Stripe events we have stored."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db import enum_column, now_utc
+from ..extensions import db
+from ..money import Money
+
+
+class Frequency(enum.StrEnum):
+    ONE_OFF = "one_off"
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+    @property
+    def label(self) -> str:
+        return {"one_off": "Once", "monthly": "Monthly", "yearly": "Yearly"}[self.value]
+
+
+class DonationStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    DISPUTED = "disputed"
+
+
+class IllegalTransition(RuntimeError):
+    """A status change that the money state machine does not allow; logged, never applied silently."""
+
+
+#: Which status a donation may move to from each status. Anything else raises IllegalTransition.
+DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
+    DonationStatus.PENDING: frozenset({DonationStatus.SUCCEEDED, DonationStatus.FAILED}),
+    DonationStatus.SUCCEEDED: frozenset(
+        {DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED}
+    ),
+    DonationStatus.PARTIALLY_REFUNDED: frozenset(
+        {DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED}
+    ),
+    DonationStatus.DISPUTED: frozenset({DonationStatus.SUCCEEDED, DonationStatus.REFUNDED}),
+    DonationStatus.FAILED: frozenset(),
+    DonationStatus.REFUNDED: frozenset(),
+}
+
+
+class Supporter(db.Model):
+    __tablename__ = "supporters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Lower-cased, trimmed; one supporter per address.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    donations: Mapped[list[Donation]] = relationship(back_populates="supporter")
+
+
+class Donation(db.Model):
+    __tablename__ = "donations"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("covered_fee >= 0", name="covered_fee_not_negative"),
+        CheckConstraint("amount_refunded >= 0", name="amount_refunded_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    attempt_id: Mapped[str | None] = mapped_column(ForeignKey("checkout_attempts.id"), unique=True)
+    #: What the supporter paid, in minor units of ``currency``, including any fee they chose to cover.
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    #: The part of ``amount`` that the supporter added to cover the processing fee.
+    covered_fee: Mapped[int] = mapped_column(default=0, server_default="0")
+    frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
+    status: Mapped[DonationStatus] = mapped_column(enum_column(DonationStatus, "donation_status"), index=True)
+    article_url: Mapped[str | None] = mapped_column(Text)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    #: Stripe's fee and the net in the settlement currency; unknown until the balance transaction exists.
+    fee: Mapped[int | None]
+    net: Mapped[int | None]
+    amount_refunded: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: ``YYYY-NNNNNN``, gap-free per year, given when the payment succeeds.
+    receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    paid_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
+
+    supporter: Mapped[Supporter] = relationship(back_populates="donations")
+    campaign = relationship("Campaign")
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    def transition(self, new: DonationStatus) -> bool:
+        """Move to ``new``; False when already there, IllegalTransition when the state machine forbids it."""
+        if self.status == new and new is not DonationStatus.PARTIALLY_REFUNDED:
+            return False
+        if new not in DONATION_TRANSITIONS[self.status]:
+            raise IllegalTransition(f"donation {self.id}: {self.status.value} -> {new.value}")
+        self.status = new
+        return True
+
+
+class ReceiptSequence(db.Model):
+    """The last receipt number given in a year; locked while the next one is taken, so numbers have no gaps."""
+
+    __tablename__ = "receipt_sequences"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
+class StripeEvent(db.Model):
+    """Every verified event, stored once by Stripe's id before it is processed."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    api_version: Mapped[str | None] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(default=False)
+    #: Stripe's ``created`` timestamp of the event.
+    created: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=now_utc)
+    processed_at: Mapped[datetime | None]
+    #: What processing did: ``processed``, ``ignored: <why>``.
+    outcome: Mapped[str | None] = mapped_column(Text)

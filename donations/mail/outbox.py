@@ -1,0 +1,37 @@
+"""Writing emails into the outbox; they are sent only after the transaction commits."""
+from __future__ import annotations
+
+from email.utils import make_msgid
+
+from flask import current_app, render_template
+
+from ..db import insert_ignore
+from ..extensions import db
+from .models import OutboxEmail
+
+
+def render(template: str, context: dict) -> tuple[str, str, str]:
+    subject = render_template(f"email/{template}/subject.txt", **context).strip().replace("\n", " ")
+    text = render_template(f"email/{template}/body.txt", **context)
+    html = render_template(f"email/{template}/body.html", **context)
+    return subject, text, html
+
+
+def queue(template: str, to_address: str, context: dict, *, dedupe_key: str) -> None:
+    """Add one email to the outbox unless an email with ``dedupe_key`` is already there."""
+    subject, text, html = render(template, context)
+    domain = current_app.config["MAIL_FROM"].rpartition("@")[2] or "localhost"
+    insert_ignore(
+        db.session,
+        OutboxEmail,
+        {
+            "dedupe_key": dedupe_key,
+            "template": template,
+            "to_address": to_address,
+            "subject": subject,
+            "body_text": text,
+            "body_html": html,
+            "message_id": make_msgid(idstring=dedupe_key.replace(":", "."), domain=domain),
+        },
+        ["dedupe_key"],
+    )

@@ -1,0 +1,148 @@
+"""Sending the outbox: SMTP when SMTP_URL is set, otherwise the log. Failures are retried with backoff."""
+from __future__ import annotations
+
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..db import now_utc
+from ..extensions import db
+from .models import EmailStatus, OutboxEmail
+
+log = logging.getLogger(__name__)
+
+#: After this many failed tries an email is marked failed, for staff to see.
+MAX_ATTEMPTS = 12
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=2)
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+
+
+def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to_address
+    message["Subject"] = email.subject
+    message["Message-ID"] = email.message_id
+    message["Date"] = format_datetime(email.created_at)
+    message.set_content(email.body_text)
+    message.add_alternative(email.body_html, subtype="html")
+    return message
+
+
+class LogTransport:
+    """No SMTP configured: the email stays in the outbox and its text goes to the log."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def send(self, message: EmailMessage) -> None:
+        log.info("email (no SMTP_URL set) to %s: %s\n%s", message["To"], message["Subject"],
+                 message.get_body(("plain",)).get_content())
+
+
+@dataclass
+class SMTPTransport:
+    """One connection for a batch. ``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://``."""
+
+    url: str
+    timeout: float = 30
+
+    def __enter__(self):
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        host = parts.hostname or "localhost"
+        if parts.scheme == "smtps":
+            self.conn = smtplib.SMTP_SSL(host, parts.port or 465, timeout=self.timeout)
+        else:
+            self.conn = smtplib.SMTP(host, parts.port or 25, timeout=self.timeout)
+            self.conn.ehlo()
+            if self.conn.has_extn("starttls"):
+                self.conn.starttls()
+                self.conn.ehlo()
+        if parts.username:
+            self.conn.login(unquote(parts.username), unquote(parts.password or ""))
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.conn.quit()
+        except (OSError, smtplib.SMTPException):
+            self.conn.close()
+        return False
+
+    def send(self, message: EmailMessage) -> None:
+        self.conn.send_message(message)
+
+
+def transport():
+    url = current_app.config["SMTP_URL"]
+    return SMTPTransport(url) if url else LogTransport()
+
+
+def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Send every email whose time has come; commit after each one so nothing is sent twice by a crash."""
+    now = now or now_utc()
+    query = (
+        select(OutboxEmail)
+        .where(OutboxEmail.status == EmailStatus.PENDING, OutboxEmail.next_attempt_at <= now)
+        .order_by(OutboxEmail.id)
+        .limit(limit)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    due = list(db.session.scalars(query))
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    if not due:
+        db.session.commit()
+        return counts
+    sender = current_app.config["MAIL_FROM"]
+    unsent = list(due)
+    try:
+        with transport() as connection:
+            while unsent:
+                email = unsent[0]
+                try:
+                    connection.send(build_message(email, sender))
+                except (OSError, smtplib.SMTPException) as exc:
+                    counts[_failed(email, exc, now)] += 1
+                else:
+                    email.status = EmailStatus.SENT
+                    email.sent_at = now_utc()
+                    email.attempts += 1
+                    counts["sent"] += 1
+                unsent.pop(0)
+                db.session.commit()
+    except (OSError, smtplib.SMTPException, ValueError) as exc:
+        # The server could not be reached at all: every email of the batch waits for its next try.
+        for email in unsent:
+            counts[_failed(email, exc, now)] += 1
+        db.session.commit()
+    return counts
+
+
+def _failed(email: OutboxEmail, exc: Exception, now: datetime) -> str:
+    email.attempts += 1
+    email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if email.attempts >= MAX_ATTEMPTS:
+        email.status = EmailStatus.FAILED
+        log.error("email %s to %s failed for good: %s", email.id, email.to_address, exc)
+        return "failed"
+    email.next_attempt_at = now + backoff(email.attempts)
+    log.warning("email %s to %s failed (try %s), retrying at %s: %s", email.id, email.to_address,
+                email.attempts, email.next_attempt_at, exc)
+    return "retry"

@@ -1,0 +1,140 @@
+"""Money: integer minor units plus an ISO 4217 code. Exponents and display come from Babel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from babel.core import Locale, UnknownLocaleError
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+#: Stripe's minimum charge per currency, in minor units
+#: (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+MINIMUM_CHARGE: dict[str, int] = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50,
+    "CZK": 1500, "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500,
+    "INR": 50, "JPY": 50, "MXN": 1000, "MYR": 200, "NOK": 300, "NZD": 50,
+    "PLN": 200, "RON": 200, "SEK": 300, "SGD": 50, "THB": 1000,
+}
+
+_KNOWN = frozenset(list_currencies())
+
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be money here; the message is fit for a form."""
+
+
+class UnknownCurrency(MoneyError):
+    pass
+
+
+def normalise_currency(code: object) -> str:
+    if not isinstance(code, str) or not code.isascii() or len(code.strip()) != 3:
+        raise UnknownCurrency("Unknown currency.")
+    upper = code.strip().upper()
+    if upper not in _KNOWN:
+        raise UnknownCurrency(f"Unknown currency {upper}.")
+    return upper
+
+
+def currency_exponent(code: str) -> int:
+    """Digits after the decimal point for ``code`` (EUR 2, JPY 0), from Babel's CLDR data."""
+    return get_currency_precision(normalise_currency(code))
+
+
+@dataclass(frozen=True, order=False)
+class Money:
+    amount: int  #: minor units (cents), never a float
+    currency: str  #: ISO 4217, upper case
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise MoneyError("Amount must be a whole number of minor units.")
+        object.__setattr__(self, "currency", normalise_currency(self.currency))
+
+    @classmethod
+    def from_major(cls, text: object, currency: str) -> Money:
+        """Parse ``"25"``, ``"25.5"`` or ``"25.50"`` in major units; more decimals than the currency has is an error."""
+        currency = normalise_currency(currency)
+        if not isinstance(text, (str, int)) or isinstance(text, bool):
+            raise MoneyError("Enter an amount such as 25 or 25.50.")
+        raw = str(text).strip().replace(",", ".") if isinstance(text, str) else str(text)
+        if not raw or len(raw) > 20:
+            raise MoneyError("Enter an amount such as 25 or 25.50.")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise MoneyError("Enter an amount such as 25 or 25.50.") from None
+        if not value.is_finite():
+            raise MoneyError("Enter an amount such as 25 or 25.50.")
+        exponent = currency_exponent(currency)
+        minor = value.scaleb(exponent)
+        if minor != minor.to_integral_value():
+            places = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
+            raise MoneyError(f"{currency} amounts have {places}.")
+        if abs(minor) > 10**15:
+            raise MoneyError("That amount is too large.")
+        return cls(int(minor), currency)
+
+    @property
+    def exponent(self) -> int:
+        return currency_exponent(self.currency)
+
+    def as_decimal(self) -> Decimal:
+        return Decimal(self.amount).scaleb(-self.exponent)
+
+    def major_str(self) -> str:
+        """Plain decimal string in major units (``25.00``, JPY ``2500``), for exports and forms."""
+        exponent = self.exponent
+        return f"{self.as_decimal():.{exponent}f}"
+
+    def format(self, locale: str = "en") -> str:
+        """Display with the reader's locale: ``€25.00`` in en, ``25,00 €`` in de."""
+        return format_currency(self.as_decimal(), self.currency, locale=_locale(locale))
+
+    def __add__(self, other: Money) -> Money:
+        if not isinstance(other, Money) or other.currency != self.currency:
+            raise MoneyError("Cannot add amounts in different currencies.")
+        return Money(self.amount + other.amount, self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.major_str()} {self.currency}"
+
+
+def _locale(name: str) -> Locale:
+    try:
+        return Locale.parse(name.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
+
+
+def minimum_charge(currency: str) -> Money:
+    return Money(MINIMUM_CHARGE[normalise_currency(currency)], currency)
+
+
+def maximum_charge(currency: str, config: dict) -> Money:
+    """The configured ceiling for one gift (MAX_AMOUNTS, else MAX_AMOUNT_DEFAULT), in major units."""
+    currency = normalise_currency(currency)
+    major = config["MAX_AMOUNTS"].get(currency, config["MAX_AMOUNT_DEFAULT"])
+    return Money.from_major(major, currency)
+
+
+def check_amount(money: Money, config: dict) -> None:
+    """Raise MoneyError unless the currency is accepted here and the amount within Stripe's minimum and our maximum."""
+    if money.currency not in config["CURRENCIES"]:
+        raise UnknownCurrency(f"We accept {', '.join(config['CURRENCIES'])}.")
+    low, high = minimum_charge(money.currency), maximum_charge(money.currency, config)
+    if money.amount < low.amount:
+        raise MoneyError(f"The smallest gift is {low.format()}.")
+    if money.amount > high.amount:
+        raise MoneyError(f"The largest gift online is {high.format()}.")
+
+
+def fee_to_cover(gift: Money, config: dict) -> Money:
+    """The processing fee a supporter adds so that ``gift`` arrives in full.
+
+    Solves total = gift + fixed + percent * total, rounding up to the next minor unit.
+    """
+    percent = Decimal(config["FEE_PERCENT"]) / 100
+    fixed = int(config["FEE_FIXED"].get(gift.currency, "0"))
+    total = ((Decimal(gift.amount) + fixed) / (1 - percent)).to_integral_value(rounding=ROUND_CEILING)
+    return Money(int(total) - gift.amount, gift.currency)

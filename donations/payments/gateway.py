@@ -1,0 +1,61 @@
+"""One interface for taking payments; Stripe and the sandbox both implement it, chosen by config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from flask import Flask, current_app
+
+
+class GatewayError(RuntimeError):
+    """The payment provider could not be reached or refused the request; nothing was charged."""
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    #: Our attempt id: the idempotency key of the create call, and metadata on everything Stripe makes.
+    attempt_id: str
+    amount: int
+    currency: str
+    frequency: str
+    email: str
+    description: str
+    success_url: str
+    cancel_url: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+@runtime_checkable
+class PaymentGateway(Protocol):
+    name: str
+
+    def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
+        """Create (or, for the same attempt, return again) a hosted checkout page for one gift."""
+        ...
+
+
+def idempotency_key(kind: str, attempt_id: str) -> str:
+    return f"donations-{kind}-{attempt_id}"
+
+
+def init_gateway(app: Flask) -> None:
+    """Pick the gateway from the configuration: Stripe with a secret key, else the sandbox."""
+    if app.config["STRIPE_SECRET_KEY"]:
+        from .stripe_gateway import StripeGateway
+
+        gateway: PaymentGateway = StripeGateway(app.config["STRIPE_SECRET_KEY"], app.config["STRIPE_API_BASE"])
+    else:
+        from .sandbox_gateway import SandboxGateway
+
+        gateway = SandboxGateway()
+    app.extensions["payment_gateway"] = gateway
+
+
+def get_gateway() -> PaymentGateway:
+    return current_app.extensions["payment_gateway"]

@@ -1,0 +1,139 @@
+"""Stripe webhook intake: verify, store each event once, dispatch to the ledger.
+
+https://docs.stripe.com/webhooks
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import stripe
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from ..checkout import operations as checkout_ops
+from ..db import now_utc
+from ..extensions import csrf, db
+from ..ledger import operations as ledger
+from ..ledger.models import IllegalTransition, StripeEvent
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+#: Seconds a signature's timestamp may differ from our clock, into the past or the future.
+TOLERANCE = 300
+
+
+class InvalidWebhook(ValueError):
+    pass
+
+
+def verify_event(payload: bytes, header: str | None, secret: str, now: float | None = None) -> dict[str, Any]:
+    """Check Stripe-Signature over the raw body and return the event as a plain dict.
+
+    The SDK checks the signature and rejects old timestamps; a timestamp too far in the
+    future is rejected here too, so a captured header cannot be replayed later.
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidWebhook(str(exc).splitlines()[0]) from None
+    timestamp = _signature_timestamp(header or "")
+    if timestamp > (now or time.time()) + TOLERANCE:
+        raise InvalidWebhook("Timestamp is in the future beyond the tolerance")
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidWebhook("Body is not JSON") from None
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("created"), int)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    ):
+        raise InvalidWebhook("Body is not a Stripe event")
+    return event
+
+
+def _signature_timestamp(header: str) -> int:
+    for part in header.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "t":
+            return int(value)
+    raise InvalidWebhook("No timestamp")
+
+
+@bp.post("/stripe/webhook")
+@csrf.exempt
+def stripe_webhook():
+    try:
+        event = verify_event(
+            request.get_data(cache=False), request.headers.get("Stripe-Signature"),
+            current_app.config["STRIPE_WEBHOOK_SECRET"],
+        )
+    except InvalidWebhook as exc:
+        log.warning("webhook rejected: %s", exc)
+        return jsonify(error=f"Invalid webhook: {exc}"), 400
+    outcome = receive_event(event)
+    db.session.commit()
+    return jsonify(received=True, outcome=outcome), 200
+
+
+def receive_event(event: dict[str, Any]) -> str:
+    """Store the event once and process it in the same transaction; returns what was done.
+
+    A second delivery, even a concurrent one, finds the stored row (PostgreSQL makes it wait
+    on the unique key until the first commits) and does nothing.
+    """
+    stored = db.session.get(StripeEvent, event["id"])
+    if stored is not None and stored.processed_at is not None:
+        return "duplicate"
+    if stored is None:
+        stored = StripeEvent(
+            id=event["id"],
+            type=event["type"],
+            api_version=event.get("api_version"),
+            livemode=bool(event.get("livemode")),
+            created=datetime.fromtimestamp(event["created"], timezone.utc),
+            payload=event,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(stored)
+        except IntegrityError:
+            return "duplicate"
+    try:
+        outcome = dispatch(event)
+    except IllegalTransition as exc:
+        # Stripe's retries would not make it legal; keep the event and say why it changed nothing.
+        log.error("webhook %s (%s): %s", event["id"], event["type"], exc)
+        outcome = f"ignored: {exc}"
+    stored.processed_at = now_utc()
+    stored.outcome = outcome
+    log.info("webhook %s %s: %s", event["id"], event["type"], outcome)
+    return outcome
+
+
+def dispatch(event: dict[str, Any]) -> str:
+    obj = event["data"]["object"]
+    occurred = datetime.fromtimestamp(event["created"], timezone.utc)
+    match event["type"]:
+        case "checkout.session.completed":
+            # https://docs.stripe.com/api/events/types#event_types-checkout.session.completed
+            return ledger.record_checkout_session(obj, paid=obj.get("payment_status") == "paid", at=occurred)
+        case "checkout.session.async_payment_succeeded":
+            # https://docs.stripe.com/api/events/types#event_types-checkout.session.async_payment_succeeded
+            return ledger.record_checkout_session(obj, paid=True, at=occurred)
+        case "checkout.session.async_payment_failed":
+            # https://docs.stripe.com/api/events/types#event_types-checkout.session.async_payment_failed
+            return ledger.record_checkout_session(obj, paid=False, failed=True, at=occurred)
+        case "checkout.session.expired":
+            # https://docs.stripe.com/api/events/types#event_types-checkout.session.expired
+            return checkout_ops.expire_attempt(obj)
+        case _:
+            return "ignored: event type not handled"

@@ -1,0 +1,38 @@
+"""Every scheduled job, registered in one place. Runs in its own process: `flask --app app scheduler run`."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from .extensions import db
+from .mail.sender import send_due
+
+log = logging.getLogger(__name__)
+
+JOB_DEFAULTS = {
+    "coalesce": True,  # a backlog of missed runs becomes one run
+    "max_instances": 1,  # never two runs of one job at once
+    "misfire_grace_time": None,  # however late, the job still runs: the outbox is never skipped
+}
+
+
+def run_job(app: Flask, job: Callable[[], dict]) -> None:
+    """Run one job inside an app context; a failure is logged and the next run goes on."""
+    with app.app_context():
+        try:
+            counts = job()
+            if any(counts.values()):
+                log.info("%s: %s", job.__name__, counts)
+        except Exception:
+            db.session.rollback()
+            log.exception("job %s failed", job.__name__)
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
+    scheduler.add_job(run_job, "interval", seconds=app.config["OUTBOX_INTERVAL_SECONDS"], args=[app, send_due],
+                      id="outbox.send", name="Send due emails")
+    return scheduler
