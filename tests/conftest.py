@@ -40,7 +40,9 @@ def app(database_url, tmp_path_factory):
         db.session.remove()
     # Sessions join the test's outer transaction through savepoints, so the app's commits roll back too.
     db.session.session_factory.kw["join_transaction_mode"] = "create_savepoint"
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
