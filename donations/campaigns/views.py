@@ -1,8 +1,11 @@
 """The ask wherever it appears: the demo article, the embed script, the iframe, the HTML fragment, the JSON."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request, send_from_directory
+from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..checkout.validation import clean_article_url
 from ..web import request_locale
@@ -31,18 +34,26 @@ def article():
     return render_template("campaigns/article.html", slug=operations.DEFAULT_SLUG)
 
 
+@lru_cache(maxsize=1)
+def _embed_script() -> bytes:
+    # Read once per process: this runs on every article view of every publisher page.
+    return (Path(bp.static_folder) / "cta.js").read_bytes()
+
+
 @bp.get("/embed/v1/cta.js")
 def embed_script():
-    response = send_from_directory(bp.static_folder, "cta.js", mimetype="text/javascript", max_age=300)
+    response = Response(_embed_script(), mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
     response.headers["Access-Control-Allow-Origin"] = "*"  # a public script, like any CDN file
-    return response
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/embed/cta/<slug>.html")
 def embed_fragment(slug: str):
     """A server-side fragment for CMSs that include HTML; also what cta.js puts into its Shadow DOM."""
-    response = _render_ask(slug, "campaigns/fragment.html")
-    return response
+    return _render_ask(slug, "campaigns/fragment.html")
 
 
 @bp.get("/embed/cta/<slug>")

@@ -5,7 +5,7 @@ import uuid
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import ValidationError
 
 from ..campaigns import operations as campaigns
@@ -35,7 +35,7 @@ class DonationForm(FlaskForm):
     currency = SelectField("Currency", choices=[])
     frequency = RadioField(
         "How often",
-        choices=[(f.value, f.label) for f in Frequency if f in AVAILABLE_FREQUENCIES],
+        choices=[SelectChoice(f.value, f.label) for f in Frequency if f in AVAILABLE_FREQUENCIES],
         default=Frequency.ONE_OFF.value,
         validators=[_cleaned(clean_frequency)],
     )
@@ -48,7 +48,7 @@ class DonationForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.currency.choices = [(c, c) for c in current_app.config["CURRENCIES"]]
+        self.currency.choices = [SelectChoice(c) for c in current_app.config["CURRENCIES"]]
         self.campaign_obj = None
         self.gift: Money | None = None
 

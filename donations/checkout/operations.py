@@ -14,7 +14,7 @@ from ..campaigns.models import Campaign
 from ..db import insert_ignore
 from ..extensions import db
 from ..ledger.models import Frequency
-from ..money import Money, MoneyError, check_amount, fee_to_cover, normalise_currency
+from ..money import Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, normalise_currency
 from ..payments.gateway import CheckoutRequest, get_gateway
 from .models import AttemptStatus, CheckoutAttempt
 from .validation import clean_article_url, clean_email, clean_name
@@ -41,6 +41,14 @@ class DonationRequest:
     @property
     def total(self) -> Money:
         return self.gift + self.covered_fee
+
+
+def clean_currency(value: object) -> str:
+    currency = normalise_currency(value)
+    accepted = current_app.config["CURRENCIES"]
+    if currency not in accepted:
+        raise UnknownCurrency(f"We accept {', '.join(accepted)}.")
+    return currency
 
 
 def clean_frequency(value: object) -> Frequency:
@@ -78,7 +86,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
                 errors[field] = str(exc)
 
     check("campaign", _campaign)
-    check("currency", lambda v: normalise_currency(v))
+    check("currency", clean_currency)
     check("frequency", clean_frequency)
     check("email", clean_email)
     check("name", clean_name)

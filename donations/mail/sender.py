@@ -25,7 +25,8 @@ BACKOFF_CAP = timedelta(hours=2)
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    exponent = min(max(attempts - 1, 0), 20)  # 2**20 × 30 s is far past the cap already
+    return min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP)
 
 
 def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
