@@ -32,6 +32,8 @@ def run_job(app: Flask, job: Callable[[], dict]) -> None:
 
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
+    # APScheduler logs every run at INFO; our jobs log what they did, so keep its lines for problems.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     scheduler = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     scheduler.add_job(run_job, "interval", seconds=app.config["OUTBOX_INTERVAL_SECONDS"], args=[app, send_due],
                       id="outbox.send", name="Send due emails")
