@@ -160,3 +160,13 @@ def test_thank_you_page_of_an_unpaid_session_does_not_claim_payment(app_ctx, cli
 
 def test_thank_you_page_of_an_unknown_session_is_404(client):
     assert client.get("/thanks?session_id=cs_nope").status_code == 404
+
+
+def test_choosing_another_currency_shows_its_presets_and_charges_in_it(app_ctx, client):
+    html = client.get("/donate?currency=GBP").get_data(as_text=True)
+
+    assert "£25.00" in html and "€25.00" not in html
+    assert hidden_value(html, "currency") == "GBP"
+    response = client.post("/donate", data=form_data(client, currency="GBP"))
+    assert response.status_code == 303
+    assert db.session.scalars(select(CheckoutAttempt)).one().currency == "GBP"
