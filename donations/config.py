@@ -72,6 +72,10 @@ class Config:
         """Refuse to start production with development defaults."""
         from .money import MINIMUM_CHARGE, UnknownCurrency, currency_exponent
 
+        if self.DONATIONS_ENV not in ("development", "production"):
+            raise ConfigError(f"DONATIONS_ENV must be development or production, not {self.DONATIONS_ENV!r}")
+        if not self.CURRENCIES:
+            raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:
             try:
                 currency_exponent(code)

@@ -66,6 +66,8 @@ class Money:
             raise MoneyError("Enter an amount such as 25 or 25.50.") from None
         if not value.is_finite():
             raise MoneyError("Enter an amount such as 25 or 25.50.")
+        if value.adjusted() > 15:  # before scaling: "1e999999999" would overflow the decimal context
+            raise MoneyError("That amount is too large.")
         exponent = currency_exponent(currency)
         minor = value.scaleb(exponent)
         if minor != minor.to_integral_value():

@@ -45,7 +45,11 @@ def clean_article_url(value: object) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > MAX_URL or _has_control_chars(value) or " " in value:
         raise ValueError("Article URL must be an http or https address.")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "https://[host/": urllib's own message means nothing to a reader
+        raise ValueError("Article URL must be an http or https address.") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ValueError("Article URL must be an http or https address.")
     return value

