@@ -41,6 +41,8 @@ class CheckoutAttempt(db.Model):
     locale: Mapped[str] = mapped_column(String(16), default="en")
     #: ``stripe`` or ``sandbox``: which gateway holds the session.
     gateway: Mapped[str] = mapped_column(String(16))
+    #: Tries the payment provider answered with an error; part of the next try's idempotency key.
+    gateway_tries: Mapped[int] = mapped_column(default=0, server_default="0")
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     checkout_url: Mapped[str | None] = mapped_column(Text)
     status: Mapped[AttemptStatus] = mapped_column(

@@ -15,7 +15,7 @@ from ..db import insert_ignore
 from ..extensions import db
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, normalise_currency
-from ..payments.gateway import CheckoutRequest, get_gateway
+from ..payments.gateway import CheckoutRequest, GatewayError, get_gateway
 from .models import AttemptStatus, CheckoutAttempt
 from .validation import clean_article_url, clean_email, clean_name
 
@@ -142,53 +142,66 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
     """Record the attempt and open a checkout session for it; returns the attempt with its checkout URL.
 
     The attempt id is the gateway's idempotency key, so the same form submitted twice
-    (a double click) reuses one attempt and one session.
+    (a double click) reuses one attempt and one session. When the provider answered a try with
+    an error, the next try gets a key of its own: Stripe replays a saved error for the same key.
     """
     check_amount(request.total, current_app.config)
-    attempt = db.session.get(CheckoutAttempt, attempt_id) if attempt_id else None
-    if attempt is not None and not _same_request(attempt, request):
-        attempt = None  # the reader went back and changed the form: a new gift, a new key
-    if attempt is None:
-        if attempt_id is None or db.session.get(CheckoutAttempt, attempt_id) is not None:
-            attempt_id = str(uuid.uuid4())
-        gateway = get_gateway()
-        insert_ignore(db.session, CheckoutAttempt, {
-            "id": attempt_id,
-            "campaign_id": request.campaign.id,
-            "email": request.email,
-            "name": request.name,
-            "amount": request.total.amount,
-            "covered_fee": request.covered_fee.amount,
-            "currency": request.total.currency,
-            "frequency": request.frequency,
-            "article_url": request.article_url,
-            "locale": request.locale,
-            "gateway": gateway.name,
-            "status": AttemptStatus.OPEN,
-        }, ["id"])
-        attempt = db.session.get(CheckoutAttempt, attempt_id)
+    attempt = _claim_attempt(attempt_id, request) if attempt_id else None
+    if attempt is None:  # no key, or the reader went back and changed the form: a new gift, a new key
+        attempt = _claim_attempt(str(uuid.uuid4()), request)
     if attempt.checkout_url:
         return attempt
     public = current_app.config["PUBLIC_URL"]
-    session = get_gateway().create_checkout_session(CheckoutRequest(
-        attempt_id=attempt.id,
-        amount=attempt.amount,
-        currency=attempt.currency,
-        frequency=attempt.frequency.value,
-        email=attempt.email,
-        description=f"Donation to {current_app.config['PUBLICATION_NAME']}",
-        success_url=f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{public}/donate?{urlencode({'attempt': attempt.id})}",
-        metadata={
-            "attempt_id": attempt.id,
-            "campaign": request.campaign.slug,
-            "article_url": (attempt.article_url or "")[:500],
-        },
-    ))
+    try:
+        session = get_gateway().create_checkout_session(CheckoutRequest(
+            attempt_id=attempt.id,
+            attempt_try=attempt.gateway_tries,
+            amount=attempt.amount,
+            currency=attempt.currency,
+            frequency=attempt.frequency.value,
+            email=attempt.email,
+            description=f"Donation to {current_app.config['PUBLICATION_NAME']}",
+            success_url=f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{public}/donate?{urlencode({'attempt': attempt.id})}",
+            metadata={
+                "attempt_id": attempt.id,
+                "campaign": request.campaign.slug,
+                "article_url": (attempt.article_url or "")[:500],
+            },
+        ))
+    except GatewayError as exc:
+        if exc.answered:
+            attempt.gateway_tries += 1  # the caller commits this, so that a retry uses a fresh key
+            db.session.flush()
+        raise
     attempt.checkout_session_id = session.id
     attempt.checkout_url = session.url
     db.session.flush()
     return attempt
+
+
+def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt | None:
+    """Insert the attempt unless it exists, then read it as committed; None if it exists for another gift.
+
+    One insert-then-read (rather than read, then insert) lets PostgreSQL make a concurrent retry
+    wait for the first request and then see its attempt and checkout URL.
+    """
+    insert_ignore(db.session, CheckoutAttempt, {
+        "id": attempt_id,
+        "campaign_id": request.campaign.id,
+        "email": request.email,
+        "name": request.name,
+        "amount": request.total.amount,
+        "covered_fee": request.covered_fee.amount,
+        "currency": request.total.currency,
+        "frequency": request.frequency,
+        "article_url": request.article_url,
+        "locale": request.locale,
+        "gateway": get_gateway().name,
+        "status": AttemptStatus.OPEN,
+    }, ["id"])
+    attempt = db.session.get(CheckoutAttempt, attempt_id, populate_existing=True)
+    return attempt if _same_request(attempt, request) else None
 
 
 def _same_request(attempt: CheckoutAttempt, request: DonationRequest) -> bool:

@@ -32,6 +32,7 @@ def donate():
         except MoneyError as exc:
             form.amount.errors = [str(exc)]
         except GatewayError as exc:
+            db.session.commit()  # keeps the attempt and its count of failed tries for the retry
             error = str(exc)
         else:
             db.session.commit()
@@ -87,6 +88,7 @@ def api_create_checkout_session():
     except MoneyError as exc:
         return jsonify(errors={"amount": str(exc)}), 400
     except GatewayError as exc:
+        db.session.commit()  # keeps the attempt and its count of failed tries for the retry
         return jsonify(error=str(exc)), 503
     db.session.commit()
     return jsonify(id=attempt.checkout_session_id, url=attempt.checkout_url), 201

@@ -10,6 +10,12 @@ from flask import Flask, current_app
 class GatewayError(RuntimeError):
     """The payment provider could not be reached or refused the request; nothing was charged."""
 
+    def __init__(self, message: str, *, answered: bool = False):
+        super().__init__(message)
+        #: True when the provider answered with an error (it may have saved that answer under the
+        #: idempotency key); False when it could not be reached and may still have done the work.
+        self.answered = answered
+
 
 @dataclass(frozen=True)
 class CheckoutRequest:
@@ -23,6 +29,13 @@ class CheckoutRequest:
     success_url: str
     cancel_url: str
     metadata: dict[str, str] = field(default_factory=dict)
+    #: How many earlier tries the provider answered with an error.
+    attempt_try: int = 0
+
+    @property
+    def idempotency_key(self) -> str:
+        key = f"donations-checkout-session-{self.attempt_id}"
+        return f"{key}-{self.attempt_try}" if self.attempt_try else key
 
 
 @dataclass(frozen=True)
@@ -38,10 +51,6 @@ class PaymentGateway(Protocol):
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         """Create (or, for the same attempt, return again) a hosted checkout page for one gift."""
         ...
-
-
-def idempotency_key(kind: str, attempt_id: str) -> str:
-    return f"donations-{kind}-{attempt_id}"
 
 
 def init_gateway(app: Flask) -> None:

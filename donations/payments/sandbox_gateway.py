@@ -18,7 +18,7 @@ from werkzeug.test import Client
 
 from ..db import insert_ignore
 from ..extensions import db
-from .gateway import CheckoutRequest, CheckoutSession, idempotency_key
+from .gateway import CheckoutRequest, CheckoutSession
 from .models import SandboxObject
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class SandboxGateway:
     name = "sandbox"
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
-        key = idempotency_key("checkout-session", request.attempt_id)
+        key = request.idempotency_key
         session_id = _new_id("cs_test")
         url = f"{current_app.config['PUBLIC_URL']}/sandbox/checkout/{session_id}"
         data = {

@@ -5,7 +5,7 @@ import logging
 
 import stripe
 
-from .gateway import CheckoutRequest, CheckoutSession, GatewayError, idempotency_key
+from .gateway import CheckoutRequest, CheckoutSession, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ class StripeGateway:
         }
         try:
             session = self.client.v1.checkout.sessions.create(
-                params, {"idempotency_key": idempotency_key("checkout-session", request.attempt_id)}
+                params, {"idempotency_key": request.idempotency_key}
             )
         except stripe.StripeError as exc:
             log.warning("Stripe refused a checkout session for attempt %s: %s", request.attempt_id, exc)
-            raise GatewayError("The payment provider is unavailable. Nothing was charged; please try again.") from exc
+            raise GatewayError("The payment provider is unavailable. Nothing was charged; please try again.",
+                               answered=exc.http_status is not None) from exc
         return CheckoutSession(id=session["id"], url=session["url"])

@@ -165,10 +165,6 @@ def test_retry_sent_while_the_first_request_waits_for_stripe_gets_the_same_check
         assert db.session.scalar(select(func.count()).select_from(CheckoutAttempt)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: start_donation looks the attempt up twice; when the first request commits between the two "
-    "reads, the second read finds the attempt and takes it for a changed form, so the retry opens a "
-    "second attempt and a second Stripe checkout under a fresh key"))
 def test_retry_sent_as_the_first_request_commits_gets_the_same_checkout(postgres, stripe_app,
                                                                         fake_stripe):  # noqa: F811
     headers = {"Idempotency-Key": str(uuid.uuid4())}
