@@ -61,5 +61,19 @@ def register_cli(app: Flask) -> None:
         else:
             write_donations_csv(sys.stdout, start, end)
 
-    for group in (outbox, scheduler, export):
+    sandbox = AppGroup("sandbox", help="The offline payment sandbox.")
+
+    @sandbox.command("advance")
+    @click.option("--days", type=click.IntRange(1, 3660), required=True, help="How far to move the sandbox clock.")
+    def sandbox_advance(days):
+        """Move the sandbox's clock and play every renewal that falls due, as Stripe's test clocks do."""
+        from .payments import sandbox_gateway
+
+        if not sandbox_gateway.in_use():
+            raise click.UsageError("the sandbox is not in use (STRIPE_SECRET_KEY is set)")
+        counts = sandbox_gateway.advance(days)
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no renewals were due"
+        click.echo(f"advanced {days} days: {summary}")
+
+    for group in (outbox, scheduler, export, sandbox):
         app.cli.add_command(group)

@@ -56,6 +56,10 @@ class Config:
         self.FEE_PERCENT = env.get("FEE_PERCENT", "1.5")
         self.FEE_FIXED = _per_currency(env.get("FEE_FIXED", "EUR:25,USD:30,GBP:20"))
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
+        #: How long a "manage your donation" link in an email keeps working.
+        self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
+        #: Flask-Limiter storage: memory for one process, e.g. redis://localhost:6379 for several.
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,5 +1,7 @@
 """Extensions, created here and bound to the app in create_app."""
 from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -10,3 +12,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 cors = CORS()
+#: Limits are declared on the routes that need them; nothing is limited by default.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -21,6 +21,10 @@ class Campaign(db.Model):
     #: May contain ``{publication}``, replaced by PUBLICATION_NAME when shown.
     body: Mapped[str] = mapped_column(Text)
     button_label: Mapped[str] = mapped_column(String(80))
+    #: Shown in place of the ask to a reader who has given from this browser.
+    thank_you: Mapped[str] = mapped_column(
+        Text, server_default="Thank you for supporting our work. Readers like you keep it going."
+    )
     #: ``{frequency: {currency: [minor units, ...]}}``; a frequency's presets are never derived from another's.
     presets: Mapped[dict[str, dict[str, list[int]]]] = mapped_column(JSON)
     default_frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))

@@ -43,6 +43,7 @@ def ask_view(campaign: Campaign, locale: str, currency: str | None = None) -> di
         "headline": campaign.headline,
         "body": campaign.body_for(current_app.config["PUBLICATION_NAME"]),
         "button_label": campaign.button_label,
+        "thank_you": campaign.thank_you,
         "currency": currency,
         "currencies": currencies,
         "default_frequency": campaign.default_frequency.value,

@@ -53,7 +53,8 @@ def embed_script():
 @bp.get("/embed/cta/<slug>.html")
 def embed_fragment(slug: str):
     """A server-side fragment for CMSs that include HTML; also what cta.js puts into its Shadow DOM."""
-    return _render_ask(slug, "campaigns/fragment.html")
+    thanked = request.args.get("thanks") == "1"  # cta.js asks so for a reader who has given
+    return _render_ask(slug, "campaigns/thanks_fragment.html" if thanked else "campaigns/fragment.html")
 
 
 @bp.get("/embed/cta/<slug>")

@@ -11,7 +11,7 @@ from wtforms.validators import ValidationError
 from ..campaigns import operations as campaigns
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
-from .operations import AVAILABLE_FREQUENCIES, DonationRequest, check_gift, clean_frequency
+from .operations import DonationRequest, check_gift, clean_frequency
 from .validation import clean_article_url, clean_email, clean_name
 
 
@@ -35,7 +35,7 @@ class DonationForm(FlaskForm):
     currency = SelectField("Currency", choices=[])
     frequency = RadioField(
         "How often",
-        choices=[SelectChoice(f.value, f.label) for f in Frequency if f in AVAILABLE_FREQUENCIES],
+        choices=[SelectChoice(f.value, f.label) for f in Frequency],
         default=Frequency.ONE_OFF.value,
         validators=[_cleaned(clean_frequency)],
     )

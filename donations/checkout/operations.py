@@ -13,15 +13,11 @@ from ..campaigns import operations as campaigns
 from ..campaigns.models import Campaign
 from ..db import insert_ignore
 from ..extensions import db
-from ..ledger.models import Frequency
+from ..ledger.models import Donation, Frequency, RecurringDonation
 from ..money import Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, normalise_currency
 from ..payments.gateway import CheckoutRequest, GatewayError, get_gateway
 from .models import AttemptStatus, CheckoutAttempt
 from .validation import clean_article_url, clean_email, clean_name
-
-#: Frequencies that can be given today; monthly and yearly arrive with recurring gifts.
-AVAILABLE_FREQUENCIES = (Frequency.ONE_OFF,)
-
 
 @dataclass(frozen=True)
 class DonationRequest:
@@ -56,8 +52,6 @@ def clean_frequency(value: object) -> Frequency:
         frequency = Frequency(value)
     except ValueError:
         raise ValueError("Choose one_off, monthly or yearly.") from None
-    if frequency not in AVAILABLE_FREQUENCIES:
-        raise ValueError("Only one-off gifts can be made for now.")
     return frequency
 
 
@@ -160,7 +154,8 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
             currency=attempt.currency,
             frequency=attempt.frequency.value,
             email=attempt.email,
-            description=f"Donation to {current_app.config['PUBLICATION_NAME']}",
+            description=f"{'Donation' if request.frequency is Frequency.ONE_OFF else request.frequency.label + ' donation'}"
+                        f" to {current_app.config['PUBLICATION_NAME']}",
             success_url=f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=f"{public}/donate?{urlencode({'attempt': attempt.id})}",
             metadata={
@@ -216,6 +211,17 @@ def attempt_by_session(session_id: str) -> CheckoutAttempt | None:
     return db.session.scalars(
         select(CheckoutAttempt).where(CheckoutAttempt.checkout_session_id == session_id)
     ).one_or_none()
+
+
+def first_donation(attempt: CheckoutAttempt) -> Donation | None:
+    """The payment an attempt led to: its donation, or the first payment of the recurring gift it started."""
+    donation = db.session.scalars(select(Donation).where(Donation.attempt_id == attempt.id)).one_or_none()
+    if donation is None and attempt.frequency is not Frequency.ONE_OFF:
+        donation = db.session.scalars(
+            select(Donation).join(RecurringDonation, Donation.recurring_donation_id == RecurringDonation.id)
+            .where(RecurringDonation.attempt_id == attempt.id).order_by(Donation.id).limit(1)
+        ).one_or_none()
+    return donation
 
 
 def expire_attempt(session: dict[str, Any]) -> str:

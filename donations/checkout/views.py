@@ -7,7 +7,6 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from ..campaigns import operations as campaigns
 from ..extensions import csrf, db
-from ..ledger.models import Donation
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
 from ..web import request_locale
@@ -67,8 +66,7 @@ def thanks():
     attempt = operations.attempt_by_session(request.args.get("session_id", ""))
     if attempt is None:
         abort(404)
-    donation = db.session.scalars(db.select(Donation).where(Donation.attempt_id == attempt.id)).one_or_none()
-    return render_template("checkout/thanks.html", attempt=attempt, donation=donation)
+    return render_template("checkout/thanks.html", attempt=attempt, donation=operations.first_donation(attempt))
 
 
 @bp.post("/api/v1/checkout-sessions")

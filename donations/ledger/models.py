@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -21,6 +21,20 @@ class Frequency(enum.StrEnum):
     @property
     def label(self) -> str:
         return {"one_off": "Once", "monthly": "Monthly", "yearly": "Yearly"}[self.value]
+
+    @property
+    def interval(self) -> str | None:
+        """Stripe's recurring interval (``month``, ``year``); None for a one-off gift."""
+        return {"monthly": "month", "yearly": "year"}.get(self.value)
+
+    @classmethod
+    def from_interval(cls, interval: str) -> Frequency:
+        return {"month": cls.MONTHLY, "year": cls.YEARLY}[interval]
+
+    @property
+    def every(self) -> str:
+        """How the repetition reads after an amount: "€10.00 every month"."""
+        return {"one_off": "once", "monthly": "every month", "yearly": "every year"}[self.value]
 
 
 class DonationStatus(enum.StrEnum):
@@ -51,6 +65,26 @@ DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
 }
 
 
+class RecurringStatus(enum.StrEnum):
+    INCOMPLETE = "incomplete"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+
+
+#: A recurring gift's allowed moves. Canceled is final: Stripe never revives a canceled subscription.
+RECURRING_TRANSITIONS: dict[RecurringStatus, frozenset[RecurringStatus]] = {
+    RecurringStatus.INCOMPLETE: frozenset(
+        {RecurringStatus.ACTIVE, RecurringStatus.PAST_DUE, RecurringStatus.PAUSED, RecurringStatus.CANCELED}
+    ),
+    RecurringStatus.ACTIVE: frozenset({RecurringStatus.PAST_DUE, RecurringStatus.PAUSED, RecurringStatus.CANCELED}),
+    RecurringStatus.PAST_DUE: frozenset({RecurringStatus.ACTIVE, RecurringStatus.PAUSED, RecurringStatus.CANCELED}),
+    RecurringStatus.PAUSED: frozenset({RecurringStatus.ACTIVE, RecurringStatus.PAST_DUE, RecurringStatus.CANCELED}),
+    RecurringStatus.CANCELED: frozenset(),
+}
+
+
 class Supporter(db.Model):
     __tablename__ = "supporters"
 
@@ -62,6 +96,58 @@ class Supporter(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")
+    recurring_donations: Mapped[list[RecurringDonation]] = relationship(back_populates="supporter")
+
+
+class RecurringDonation(db.Model):
+    """A monthly or yearly gift: a Stripe subscription as the ledger knows it."""
+
+    __tablename__ = "recurring_donations"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    attempt_id: Mapped[str | None] = mapped_column(ForeignKey("checkout_attempts.id"), unique=True)
+    #: Per period, in minor units of ``currency``.
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
+    status: Mapped[RecurringStatus] = mapped_column(enum_column(RecurringStatus, "recurring_status"), index=True)
+    article_url: Mapped[str | None] = mapped_column(Text)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: When a pause ends by itself (Stripe's ``pause_collection.resumes_at``).
+    paused_until: Mapped[datetime | None]
+    #: Stripe's time of the newest event that set ``status``; older events do not overwrite it.
+    status_at: Mapped[datetime | None]
+    #: Stripe's time of the newest subscription object applied (amount, interval, cancellation, pause).
+    terms_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    supporter: Mapped[Supporter] = relationship(back_populates="recurring_donations")
+    donations: Mapped[list[Donation]] = relationship(back_populates="recurring_donation",
+                                                     order_by="Donation.paid_at")
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not RecurringStatus.CANCELED
+
+    def transition(self, new: RecurringStatus) -> bool:
+        """Move to ``new``; False when already there, IllegalTransition when the state machine forbids it."""
+        if self.status == new:
+            return False
+        if new not in RECURRING_TRANSITIONS[self.status]:
+            raise IllegalTransition(f"recurring donation {self.id}: {self.status.value} -> {new.value}")
+        self.status = new
+        return True
 
 
 class Donation(db.Model):
@@ -76,6 +162,8 @@ class Donation(db.Model):
     supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     attempt_id: Mapped[str | None] = mapped_column(ForeignKey("checkout_attempts.id"), unique=True)
+    #: The recurring gift this payment belongs to; one donation per paid invoice.
+    recurring_donation_id: Mapped[int | None] = mapped_column(ForeignKey("recurring_donations.id"), index=True)
     #: What the supporter paid, in minor units of ``currency``, including any fee they chose to cover.
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
@@ -99,6 +187,7 @@ class Donation(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
 
     supporter: Mapped[Supporter] = relationship(back_populates="donations")
+    recurring_donation: Mapped[RecurringDonation | None] = relationship(back_populates="donations")
     campaign = relationship("Campaign")
 
     @property

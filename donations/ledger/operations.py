@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -11,7 +11,15 @@ from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import insert_ignore
 from ..extensions import db
 from ..mail import emails
-from .models import Donation, DonationStatus, ReceiptSequence, Supporter
+from .models import (
+    Donation,
+    DonationStatus,
+    Frequency,
+    ReceiptSequence,
+    RecurringDonation,
+    RecurringStatus,
+    Supporter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,8 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
     attempt_id = metadata.get("attempt_id")
     if not attempt_id:
         return "ignored: not ours (no attempt_id in metadata)"
+    if session.get("mode") == "subscription":
+        return record_subscription_checkout(session, paid=paid, at=at)
     if session.get("mode") != "payment":
         return f"ignored: mode {session.get('mode')} not handled"
     # Locking the attempt serialises every event about this gift (PostgreSQL; SQLite serialises writers anyway).
@@ -109,3 +119,178 @@ def mark_succeeded(donation: Donation, at: datetime) -> None:
     donation.receipt_number = next_receipt_number(at.year)
     db.session.flush()
     emails.queue_receipt(donation)
+
+
+# -- recurring gifts ---------------------------------------------------------------------------------
+
+def _timestamp(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value else None
+
+
+def _recurring_for(subscription_id: str | None, metadata: dict | None, customer: str | None = None
+                   ) -> RecurringDonation | None:
+    """The recurring gift for a Stripe subscription, created from our attempt the first time any
+    event about it arrives (Stripe does not promise which comes first). None when it is not ours."""
+    if not subscription_id:
+        return None
+    attempt_id = (metadata or {}).get("attempt_id")
+    # Locking the attempt serialises every event about this gift, so two first events cannot both create it.
+    attempt = db.session.get(CheckoutAttempt, attempt_id, with_for_update=True) if attempt_id else None
+    recurring = db.session.scalars(
+        select(RecurringDonation).where(RecurringDonation.stripe_subscription_id == subscription_id)
+    ).one_or_none()
+    if recurring is not None or attempt is None:
+        return recurring
+    supporter = get_or_create_supporter(attempt.email, attempt.name)
+    if customer and not supporter.stripe_customer_id:
+        supporter.stripe_customer_id = customer
+    recurring = RecurringDonation(
+        supporter=supporter,
+        campaign_id=attempt.campaign_id,
+        attempt_id=attempt.id,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        frequency=attempt.frequency,
+        status=RecurringStatus.INCOMPLETE,
+        article_url=attempt.article_url,
+        stripe_subscription_id=subscription_id,
+        stripe_customer_id=customer,
+    )
+    db.session.add(recurring)
+    attempt.status = AttemptStatus.COMPLETED
+    db.session.flush()
+    return recurring
+
+
+def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime) -> None:
+    """Apply a status that Stripe reported at ``at``, unless a newer one is already applied.
+
+    Canceled is final, so whatever order events arrive in, the end state is the in-order one.
+    """
+    if recurring.status is RecurringStatus.CANCELED:
+        return
+    if recurring.status_at is not None and at < recurring.status_at:
+        return
+    recurring.transition(new)
+    recurring.status_at = at
+    if new is RecurringStatus.CANCELED:
+        recurring.canceled_at = recurring.canceled_at or at
+
+
+def _extend_period(recurring: RecurringDonation, period_end: datetime | None) -> None:
+    if period_end and (recurring.current_period_end is None or period_end > recurring.current_period_end):
+        recurring.current_period_end = period_end
+
+
+def record_subscription_checkout(session: dict[str, Any], *, paid: bool, at: datetime) -> str:
+    """A Checkout Session in subscription mode completed: the recurring gift exists from now on.
+    Its payments are booked from ``invoice.paid``, one donation per invoice."""
+    recurring = _recurring_for(session.get("subscription"), session.get("metadata"), session.get("customer"))
+    if recurring is None:
+        return "ignored: not ours (unknown attempt)"
+    if paid and recurring.status is RecurringStatus.INCOMPLETE:
+        _set_status(recurring, RecurringStatus.ACTIVE, at)
+    return f"recurring donation {recurring.id} {recurring.status.value}"
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict]:
+    """Where API version 2025-03-31 and later put an invoice's subscription and its metadata."""
+    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    return details.get("subscription"), details.get("metadata") or {}
+
+
+def _invoice_payment_intent(invoice: dict[str, Any]) -> str | None:
+    for payment in ((invoice.get("payments") or {}).get("data") or []):
+        inner = payment.get("payment") or {}
+        if inner.get("type") == "payment_intent" and payment.get("status") == "paid":
+            intent = inner.get("payment_intent")
+            return intent if isinstance(intent, str) else (intent or {}).get("id")
+    return None
+
+
+def _invoice_period_end(invoice: dict[str, Any]) -> datetime | None:
+    ends = [line["period"]["end"] for line in ((invoice.get("lines") or {}).get("data") or []) if line.get("period")]
+    return _timestamp(max(ends)) if ends else None
+
+
+def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
+    """One donation per paid invoice of a recurring gift, each with its own receipt; the gift is active again."""
+    subscription_id, metadata = _invoice_subscription(invoice)
+    recurring = _recurring_for(subscription_id, metadata, invoice.get("customer"))
+    if recurring is None:
+        return "ignored: not ours (unknown subscription)"
+    _set_status(recurring, RecurringStatus.ACTIVE, at)
+    _extend_period(recurring, _invoice_period_end(invoice))
+    if not invoice.get("amount_paid"):
+        return f"recurring donation {recurring.id}: nothing paid on {invoice['id']}"
+    donation = db.session.scalars(select(Donation).where(Donation.stripe_invoice_id == invoice["id"])).one_or_none()
+    if donation is not None:
+        return f"donation {donation.id} already booked"
+    paid_at = _timestamp((invoice.get("status_transitions") or {}).get("paid_at")) or at
+    donation = Donation(
+        supporter=recurring.supporter,
+        campaign_id=recurring.campaign_id,
+        recurring_donation=recurring,
+        amount=invoice["amount_paid"],
+        currency=invoice["currency"].upper(),
+        frequency=recurring.frequency,
+        status=DonationStatus.PENDING,
+        article_url=recurring.article_url,
+        stripe_invoice_id=invoice["id"],
+        stripe_subscription_id=subscription_id,
+        stripe_payment_intent_id=_invoice_payment_intent(invoice),
+    )
+    db.session.add(donation)
+    db.session.flush()
+    mark_succeeded(donation, paid_at)
+    return f"donation {donation.id} succeeded ({invoice.get('billing_reason')})"
+
+
+def record_invoice_failed(invoice: dict[str, Any], at: datetime) -> str:
+    """A renewal was declined: the gift is past due and the supporter gets one email per invoice and attempt."""
+    subscription_id, metadata = _invoice_subscription(invoice)
+    recurring = _recurring_for(subscription_id, metadata, invoice.get("customer"))
+    if recurring is None:
+        return "ignored: not ours (unknown subscription)"
+    _set_status(recurring, RecurringStatus.PAST_DUE, at)
+    if recurring.status is RecurringStatus.PAST_DUE:
+        emails.queue_payment_failed(recurring, invoice["id"], int(invoice.get("attempt_count") or 1))
+    return f"recurring donation {recurring.id} {recurring.status.value}"
+
+
+def _subscription_status(subscription: dict[str, Any]) -> RecurringStatus:
+    status = subscription.get("status")
+    if status in ("canceled", "incomplete_expired"):
+        return RecurringStatus.CANCELED
+    if subscription.get("pause_collection"):
+        return RecurringStatus.PAUSED
+    return {
+        "active": RecurringStatus.ACTIVE,
+        "trialing": RecurringStatus.ACTIVE,
+        "past_due": RecurringStatus.PAST_DUE,
+        "unpaid": RecurringStatus.PAST_DUE,
+        "paused": RecurringStatus.PAUSED,
+    }.get(status, RecurringStatus.INCOMPLETE)
+
+
+def apply_subscription(subscription: dict[str, Any], at: datetime) -> str:
+    """Bring a recurring gift in line with Stripe's subscription object as it was at ``at``:
+    status, amount, interval, cancellation at period end, pause, period end."""
+    recurring = _recurring_for(subscription.get("id"), subscription.get("metadata"), subscription.get("customer"))
+    if recurring is None:
+        return "ignored: not ours (unknown subscription)"
+    _set_status(recurring, _subscription_status(subscription), at)
+    items = (subscription.get("items") or {}).get("data") or []
+    if items:
+        _extend_period(recurring, _timestamp(items[0].get("current_period_end")))
+    if items and (recurring.terms_at is None or at >= recurring.terms_at):
+        price = items[0]["price"]
+        recurring.amount = price["unit_amount"] * (items[0].get("quantity") or 1)
+        recurring.currency = price["currency"].upper()
+        recurring.frequency = Frequency.from_interval(price["recurring"]["interval"])
+        recurring.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+        recurring.paused_until = _timestamp((subscription.get("pause_collection") or {}).get("resumes_at"))
+        recurring.terms_at = at
+    if subscription.get("status") == "canceled":
+        recurring.canceled_at = _timestamp(subscription.get("canceled_at")) or recurring.canceled_at or at
+    return f"recurring donation {recurring.id} {recurring.status.value}"

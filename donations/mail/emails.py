@@ -5,26 +5,77 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 
+from ..accounts.tokens import manage_url
 from . import outbox
 
 if TYPE_CHECKING:
-    from ..ledger.models import Donation
+    from ..ledger.models import Donation, RecurringDonation, Supporter
+
+
+def _base(supporter: Supporter) -> dict:
+    return {
+        "publication": current_app.config["PUBLICATION_NAME"],
+        "public_url": current_app.config["PUBLIC_URL"],
+        "name": supporter.name,
+        "manage_url": manage_url(supporter.id, supporter.email),
+    }
+
+
+def _date(moment) -> str:
+    return moment.strftime("%-d %B %Y") if moment else ""
 
 
 def receipt_context(donation: Donation) -> dict:
+    recurring = donation.recurring_donation
     return {
-        "publication": current_app.config["PUBLICATION_NAME"],
-        "name": donation.supporter.name,
+        **_base(donation.supporter),
         "amount": donation.money.format("en"),
         "covered_fee": donation.covered_fee,
         "frequency": donation.frequency,
-        "date": donation.paid_at.strftime("%-d %B %Y") if donation.paid_at else "",
+        "date": _date(donation.paid_at),
         "receipt_number": donation.receipt_number,
         "donation_id": donation.id,
-        "public_url": current_app.config["PUBLIC_URL"],
+        "recurring": recurring is not None,
+        "next_date": _date(recurring.current_period_end) if recurring else "",
     }
 
 
 def queue_receipt(donation: Donation) -> None:
     """The receipt for a succeeded donation; its dedupe key makes a second one impossible."""
     outbox.queue("receipt", donation.supporter.email, receipt_context(donation), dedupe_key=f"receipt:{donation.id}")
+
+
+def payment_failed_context(recurring: RecurringDonation) -> dict:
+    return {
+        **_base(recurring.supporter),
+        "amount": recurring.money.format("en"),
+        "every": recurring.frequency.every,
+    }
+
+
+def queue_payment_failed(recurring: RecurringDonation, invoice_id: str, attempt: int) -> None:
+    """Dunning: one email per invoice and payment attempt, however often Stripe repeats the event."""
+    outbox.queue("payment_failed", recurring.supporter.email, payment_failed_context(recurring),
+                 dedupe_key=f"payment_failed:{invoice_id}:{attempt}")
+
+
+def recurring_canceled_context(recurring: RecurringDonation) -> dict:
+    return {
+        **_base(recurring.supporter),
+        "amount": recurring.money.format("en"),
+        "every": recurring.frequency.every,
+        "label": recurring.frequency.label.lower(),
+        "at_period_end": recurring.cancel_at_period_end and recurring.status.value != "canceled",
+        "end_date": _date(recurring.current_period_end),
+    }
+
+
+def queue_recurring_canceled(recurring: RecurringDonation) -> None:
+    """Confirms a cancellation the supporter asked for (now or at the end of the period)."""
+    outbox.queue("recurring_canceled", recurring.supporter.email, recurring_canceled_context(recurring),
+                 dedupe_key=f"recurring_canceled:{recurring.id}")
+
+
+def queue_manage_link(supporter: Supporter, nonce: str) -> None:
+    """A fresh "manage your donations" link, asked for on /account."""
+    outbox.queue("manage_link", supporter.email, _base(supporter), dedupe_key=f"manage_link:{supporter.id}:{nonce}")

@@ -37,6 +37,11 @@ class CheckoutRequest:
         key = f"donations-checkout-session-{self.attempt_id}"
         return f"{key}-{self.attempt_try}" if self.attempt_try else key
 
+    @property
+    def interval(self) -> str | None:
+        """Stripe's recurring interval, or None for a one-off payment."""
+        return {"monthly": "month", "yearly": "year"}.get(self.frequency)
+
 
 @dataclass(frozen=True)
 class CheckoutSession:
@@ -46,10 +51,33 @@ class CheckoutSession:
 
 @runtime_checkable
 class PaymentGateway(Protocol):
+    """What the app needs from a payment provider. Subscription methods return the subscription
+    as a plain dict in Stripe's shape, which the ledger applies exactly as it applies an event."""
+
     name: str
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
-        """Create (or, for the same attempt, return again) a hosted checkout page for one gift."""
+        """Create (or, for the same attempt, return again) a hosted checkout page for one gift.
+        A monthly or yearly request opens a subscription."""
+        ...
+
+    def change_subscription(self, subscription_id: str, *, amount: int, currency: str, interval: str,
+                            idempotency_key: str) -> dict:
+        """New amount or interval from the next period on, without proration."""
+        ...
+
+    def pause_subscription(self, subscription_id: str, *, resumes_at: int) -> dict:
+        """Collect nothing until ``resumes_at`` (a Unix time)."""
+        ...
+
+    def resume_subscription(self, subscription_id: str) -> dict:
+        ...
+
+    def cancel_subscription(self, subscription_id: str, *, at_period_end: bool) -> dict:
+        ...
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """A page where the supporter updates their card; returns its URL."""
         ...
 
 

@@ -1,15 +1,23 @@
-"""The sandbox: a local stand-in for Stripe Checkout, for the offline demo and the browser tests.
+"""The sandbox: a local stand-in for Stripe Checkout, Billing and the Billing Portal, for the offline
+demo and the browser tests.
 
-It keeps Stripe-shaped objects in its own table and, like Stripe, tells the app what happened
-only through signed events posted to /stripe/webhook, so the demo runs the real intake path.
+It keeps Stripe-shaped objects in its own table and, like Stripe, tells the app what happened only
+through signed events posted to /stripe/webhook, so the demo runs the real intake path. It has its
+own clock, which `flask sandbox advance --days N` moves forward to play renewals, as Stripe's test
+clocks do.
+
+Unlike operations, the functions here commit: they play Stripe's servers, whose state is settled
+before they send a webhook. Callers therefore call the gateway before they write anything.
 """
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import stripe
 from flask import current_app
@@ -18,7 +26,7 @@ from werkzeug.test import Client
 
 from ..db import insert_ignore
 from ..extensions import db
-from .gateway import CheckoutRequest, CheckoutSession
+from .gateway import CheckoutRequest, CheckoutSession, GatewayError
 from .models import SandboxObject
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,10 @@ API_VERSION: str = stripe.api_version  # the version the pinned SDK speaks
 #: Stripe's test cards that the sandbox understands (https://docs.stripe.com/testing#cards).
 SUCCEEDING_CARDS = {"4242424242424242", "5555555555554444", "4000056655665556"}
 DECLINED_CARDS = {"4000000000000002": "Your card was declined.", "4000000000009995": "Your card has insufficient funds."}
+#: Stripe's "attaches, but charges fail" card. The sandbox lets its first payment through so that
+#: a demo can show what happens when a later renewal is declined.
+DECLINES_RENEWALS = "4000000000000341"
+CLOCK_ID = "sandbox_clock"
 
 
 class SandboxError(ValueError):
@@ -45,6 +57,64 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_sandbox_{secrets.token_hex(12)}"
 
 
+def in_use() -> bool:
+    return isinstance(current_app.extensions["payment_gateway"], SandboxGateway)
+
+
+# -- the clock ---------------------------------------------------------------------------------
+
+def now() -> int:
+    """The sandbox's time: real time plus however far `sandbox advance` has moved it."""
+    row = db.session.get(SandboxObject, CLOCK_ID)
+    return int(time.time()) + (row.data["offset"] if row else 0)
+
+
+def _move_clock(seconds: int) -> None:
+    row = db.session.get(SandboxObject, CLOCK_ID)
+    offset = (row.data["offset"] if row else 0) + seconds
+    db.session.merge(SandboxObject(id=CLOCK_ID, data={"offset": offset}))
+
+
+def add_interval(start: int, interval: str) -> int:
+    """One month or year after ``start``, on the same day where the calendar has it (Jan 31 → Feb 28)."""
+    moment = datetime.fromtimestamp(start, timezone.utc)
+    year, month = (moment.year + 1, moment.month) if interval == "year" else (
+        moment.year + moment.month // 12, moment.month % 12 + 1)
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return int(moment.replace(year=year, month=month, day=day).timestamp())
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+def _load(object_id: str, kind: str) -> dict | None:
+    row = db.session.get(SandboxObject, object_id)
+    return dict(row.data) if row is not None and row.data.get("object") == kind else None
+
+
+def _save(obj: dict) -> dict:
+    db.session.merge(SandboxObject(id=obj["id"], data=json.loads(json.dumps(obj))))
+    return obj
+
+
+def get_session(session_id: str) -> dict | None:
+    return _load(session_id, "checkout.session")
+
+
+def portal_exists(portal_id: str) -> bool:
+    return _load(portal_id, "billing_portal.session") is not None
+
+
+def _card(customer_id: str) -> str:
+    row = db.session.get(SandboxObject, f"card:{customer_id}")
+    return row.data["number"] if row else "4242424242424242"
+
+
+def _set_card(customer_id: str, number: str) -> None:
+    db.session.merge(SandboxObject(id=f"card:{customer_id}", data={"object": "sandbox.card", "number": number}))
+
+
+# -- the gateway ---------------------------------------------------------------------------------
+
 class SandboxGateway:
     name = "sandbox"
 
@@ -52,11 +122,12 @@ class SandboxGateway:
         key = request.idempotency_key
         session_id = _new_id("cs_test")
         url = f"{current_app.config['PUBLIC_URL']}/sandbox/checkout/{session_id}"
+        created = now()
         data = {
             "id": session_id,
             "object": "checkout.session",
-            "mode": "payment",
-            "submit_type": "donate",
+            "mode": "subscription" if request.interval else "payment",
+            "submit_type": None if request.interval else "donate",
             "status": "open",
             "payment_status": "unpaid",
             "amount_subtotal": request.amount,
@@ -74,9 +145,11 @@ class SandboxGateway:
             "cancel_url": request.cancel_url,
             "url": url,
             "livemode": False,
-            "created": int(time.time()),
-            "expires_at": int(time.time()) + 24 * 3600,
+            "created": created,
+            "expires_at": created + 24 * 3600,
             "description": request.description,
+            #: The sandbox's own note of the interval; Stripe keeps it on the line item's price.
+            "sandbox_interval": request.interval,
         }
         # The same idempotency key returns the object made the first time, as Stripe does.
         insert_ignore(db.session, SandboxObject, {"id": session_id, "idempotency_key": key, "data": data},
@@ -84,18 +157,62 @@ class SandboxGateway:
         stored = db.session.scalars(select(SandboxObject).where(SandboxObject.idempotency_key == key)).one()
         return CheckoutSession(id=stored.id, url=stored.data["url"])
 
+    def change_subscription(self, subscription_id: str, *, amount: int, currency: str, interval: str,
+                            idempotency_key: str) -> dict:
+        subscription = _subscription_or_error(subscription_id)
+        item = subscription["items"]["data"][0]
+        item["price"] = {**item["price"], "id": _new_id("price"), "unit_amount": amount,
+                         "currency": currency.lower(), "recurring": {"interval": interval, "interval_count": 1}}
+        return _publish_update(subscription)
 
-def get_session(session_id: str) -> dict | None:
-    row = db.session.get(SandboxObject, session_id)
-    return row.data if row is not None and row.data.get("object") == "checkout.session" else None
+    def pause_subscription(self, subscription_id: str, *, resumes_at: int) -> dict:
+        subscription = _subscription_or_error(subscription_id)
+        subscription["pause_collection"] = {"behavior": "void", "resumes_at": resumes_at}
+        return _publish_update(subscription)
 
+    def resume_subscription(self, subscription_id: str) -> dict:
+        subscription = _subscription_or_error(subscription_id)
+        subscription["pause_collection"] = None
+        return _publish_update(subscription)
+
+    def cancel_subscription(self, subscription_id: str, *, at_period_end: bool) -> dict:
+        subscription = _subscription_or_error(subscription_id)
+        if at_period_end:
+            subscription["cancel_at_period_end"] = True
+            return _publish_update(subscription)
+        subscription.update(status="canceled", canceled_at=now(), ended_at=now())
+        _save(subscription)
+        _publish([_event("customer.subscription.deleted", subscription)])
+        return subscription
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        portal_id = _new_id("bps")
+        url = f"{current_app.config['PUBLIC_URL']}/sandbox/portal/{portal_id}"
+        _save({"id": portal_id, "object": "billing_portal.session", "customer": customer_id,
+               "return_url": return_url, "url": url, "created": now(), "livemode": False})
+        db.session.flush()
+        return url
+
+
+def _subscription_or_error(subscription_id: str) -> dict:
+    subscription = _load(subscription_id, "subscription")
+    if subscription is None:
+        raise GatewayError("No such subscription in the sandbox.")
+    if subscription["status"] == "canceled":
+        raise GatewayError("This subscription has been canceled.")
+    return subscription
+
+
+def _publish_update(subscription: dict) -> dict:
+    _save(subscription)
+    _publish([_event("customer.subscription.updated", subscription)])
+    return subscription
+
+
+# -- paying a checkout -----------------------------------------------------------------------------
 
 def pay(session_id: str, card_number: str) -> PaymentResult:
-    """Pay an open sandbox session with a test card, then deliver Stripe's events for it.
-
-    Unlike an operation, this commits: it plays Stripe's servers, whose state is settled
-    before they send a webhook.
-    """
+    """Pay an open sandbox session with a test card, then deliver Stripe's events for it."""
     row = db.session.get(SandboxObject, session_id, with_for_update=True)
     if row is None or row.data.get("object") != "checkout.session":
         raise SandboxError("This checkout session does not exist.")
@@ -103,60 +220,232 @@ def pay(session_id: str, card_number: str) -> PaymentResult:
     if session["status"] != "open":
         raise SandboxError("This checkout session is no longer open.")
     card = "".join(ch for ch in card_number if ch.isdigit())
-    if card not in SUCCEEDING_CARDS and card not in DECLINED_CARDS:
+    if card not in SUCCEEDING_CARDS and card not in DECLINED_CARDS and card != DECLINES_RENEWALS:
         raise SandboxError("Use a Stripe test card, such as 4242 4242 4242 4242.")
 
-    now = int(time.time())
-    intent_id = session["payment_intent"] or _new_id("pi")
+    at = now()
     intent = {
-        "id": intent_id,
+        "id": session["payment_intent"] or _new_id("pi"),
         "object": "payment_intent",
         "amount": session["amount_total"],
         "currency": session["currency"],
         "metadata": session["metadata"],
         "status": "requires_payment_method",
         "livemode": False,
-        "created": now,
+        "created": at,
     }
-    session["payment_intent"] = intent_id
     if card in DECLINED_CARDS:
         message = DECLINED_CARDS[card]
         intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": message}
-        events = [_event("payment_intent.payment_failed", intent)]
-        result = PaymentResult(paid=False, message=message)
+        session["payment_intent"] = intent["id"] if session["mode"] == "payment" else None
+        _save(intent)
+        _save(session)
+        _publish([_event("payment_intent.payment_failed", intent)])
+        return PaymentResult(paid=False, message=message)
+
+    intent.update(status="succeeded", amount_received=session["amount_total"], latest_charge=_new_id("ch"))
+    _save(intent)
+    session.update(status="complete", payment_status="paid", url=None,
+                   customer_details={"email": session["customer_email"], "name": None})
+    events = []
+    if session["mode"] == "subscription":
+        customer = _new_id("cus")
+        _set_card(customer, card)
+        subscription = _new_subscription(session, customer, at)
+        invoice = _invoice(subscription, "subscription_create", at, paid=True, intent_id=intent["id"])
+        subscription["latest_invoice"] = invoice["id"]
+        session.update(customer=customer, subscription=subscription["id"], invoice=invoice["id"])
+        _save(subscription)
+        events += [_event("customer.subscription.created", subscription), _event("invoice.paid", invoice)]
     else:
-        intent.update(status="succeeded", amount_received=session["amount_total"], latest_charge=_new_id("ch"))
-        session.update(
-            status="complete",
-            payment_status="paid",
-            url=None,
-            customer_details={"email": session["customer_email"], "name": None},
-        )
-        events = [_event("payment_intent.succeeded", intent), _event("checkout.session.completed", session)]
-        redirect = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
-        result = PaymentResult(paid=True, message="Payment succeeded.", redirect_url=redirect)
-    row.data = session
-    db.session.merge(SandboxObject(id=intent_id, data=intent))
-    for event in events:
-        db.session.add(SandboxObject(id=event["id"], data=event))
-    db.session.commit()
-    for event in events:
-        deliver(event)
-    return result
+        session["payment_intent"] = intent["id"]
+        events.append(_event("payment_intent.succeeded", intent))
+    _save(session)
+    events.append(_event("checkout.session.completed", session))
+    _publish(events)
+    redirect = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    return PaymentResult(paid=True, message="Payment succeeded.", redirect_url=redirect)
 
 
-def _event(event_type: str, obj: dict) -> dict:
+def _new_subscription(session: dict, customer: str, at: int) -> dict:
+    interval = session["sandbox_interval"]
     return {
+        "id": _new_id("sub"),
+        "object": "subscription",
+        "status": "active",
+        "customer": customer,
+        "currency": session["currency"],
+        "metadata": dict(session["metadata"]),
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "ended_at": None,
+        "pause_collection": None,
+        "created": at,
+        "start_date": at,
+        "livemode": False,
+        "latest_invoice": None,
+        "items": {"object": "list", "data": [{
+            "id": _new_id("si"),
+            "object": "subscription_item",
+            "quantity": 1,
+            "current_period_start": at,
+            "current_period_end": add_interval(at, interval),
+            "price": {
+                "id": _new_id("price"),
+                "object": "price",
+                "unit_amount": session["amount_total"],
+                "currency": session["currency"],
+                "product": _new_id("prod"),
+                "recurring": {"interval": interval, "interval_count": 1},
+            },
+        }]},
+    }
+
+
+def _invoice(subscription: dict, billing_reason: str, at: int, *, paid: bool, intent_id: str | None = None) -> dict:
+    item = subscription["items"]["data"][0]
+    amount = item["price"]["unit_amount"] * item["quantity"]
+    intent_id = intent_id or _new_id("pi")
+    invoice = {
+        "id": _new_id("in"),
+        "object": "invoice",
+        "status": "paid" if paid else "open",
+        "billing_reason": billing_reason,
+        "customer": subscription["customer"],
+        "currency": item["price"]["currency"],
+        "amount_due": amount,
+        "amount_paid": amount if paid else 0,
+        "amount_remaining": 0 if paid else amount,
+        "attempt_count": 1,
+        "attempted": True,
+        "created": at,
+        "period_start": item["current_period_start"],
+        "period_end": item["current_period_end"],
+        "livemode": False,
+        "parent": {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"subscription": subscription["id"], "metadata": dict(subscription["metadata"])},
+        },
+        "lines": {"object": "list", "has_more": False, "data": [{
+            "id": _new_id("il"),
+            "object": "line_item",
+            "amount": amount,
+            "currency": item["price"]["currency"],
+            "quantity": item["quantity"],
+            "period": {"start": item["current_period_start"], "end": item["current_period_end"]},
+        }]},
+        "payments": {"object": "list", "has_more": False, "data": [{
+            "id": _new_id("inpay"),
+            "object": "invoice_payment",
+            "amount_paid": amount if paid else None,
+            "status": "paid" if paid else "open",
+            "payment": {"type": "payment_intent", "payment_intent": intent_id},
+        }]},
+        "status_transitions": {"paid_at": at if paid else None, "finalized_at": at},
+    }
+    return _save(invoice)
+
+
+# -- renewals: what Stripe's billing does as time passes --------------------------------------------
+
+def advance(days: int) -> dict[str, int]:
+    """Move the sandbox clock forward and play every renewal that falls due, with its events."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    _move_clock(days * 86400)
+    until = now()
+    events: list[dict] = []
+    rows = db.session.scalars(select(SandboxObject).where(SandboxObject.id.like("sub\\_sandbox\\_%", escape="\\"))
+                              .order_by(SandboxObject.created_at))
+    for row in list(rows):
+        events += _renew_due(dict(row.data), until)
+    _publish(events)
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event["type"]] = counts.get(event["type"], 0) + 1
+    return counts
+
+
+def _renew_due(subscription: dict, until: int) -> list[dict]:
+    events: list[dict] = []
+    item = subscription["items"]["data"][0]
+    interval = item["price"]["recurring"]["interval"]
+    while subscription["status"] != "canceled" and item["current_period_end"] <= until:
+        start = item["current_period_end"]
+        if subscription["cancel_at_period_end"]:
+            subscription.update(status="canceled", canceled_at=start, ended_at=start)
+            events.append(_event("customer.subscription.deleted", subscription, at=start))
+            break
+        pause = subscription["pause_collection"]
+        if pause and pause.get("resumes_at") and pause["resumes_at"] <= start:
+            subscription["pause_collection"] = pause = None
+        item.update(current_period_start=start, current_period_end=add_interval(start, interval))
+        if pause:  # a paused period is not invoiced (behavior "void")
+            events.append(_event("customer.subscription.updated", subscription, at=start))
+            continue
+        paid = _card(subscription["customer"]) != DECLINES_RENEWALS
+        invoice = _invoice(subscription, "subscription_cycle", start, paid=paid)
+        subscription.update(latest_invoice=invoice["id"], status="active" if paid else "past_due")
+        events.append(_event("invoice.paid" if paid else "invoice.payment_failed", invoice, at=start))
+        events.append(_event("customer.subscription.updated", subscription, at=start))
+    _save(subscription)
+    return events
+
+
+def update_card(portal_id: str, card_number: str) -> str:
+    """The Billing Portal stand-in: store a new card; an unpaid renewal is paid with it at once."""
+    portal = _load(portal_id, "billing_portal.session")
+    if portal is None:
+        raise SandboxError("This portal session does not exist.")
+    card = "".join(ch for ch in card_number if ch.isdigit())
+    if card not in SUCCEEDING_CARDS and card != DECLINES_RENEWALS:
+        raise SandboxError("Use a Stripe test card that succeeds, such as 4242 4242 4242 4242.")
+    _set_card(portal["customer"], card)
+    events: list[dict] = []
+    at = now()
+    for row in list(db.session.scalars(select(SandboxObject).where(SandboxObject.id.like("sub\\_sandbox\\_%",
+                                                                                          escape="\\")))):
+        subscription = dict(row.data)
+        if subscription["customer"] != portal["customer"] or subscription["status"] != "past_due":
+            continue
+        invoice = _load(subscription["latest_invoice"], "invoice")
+        if card != DECLINES_RENEWALS and invoice and invoice["status"] == "open":
+            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0,
+                           attempt_count=invoice["attempt_count"] + 1,
+                           status_transitions={**invoice["status_transitions"], "paid_at": at})
+            invoice["payments"]["data"][0].update(status="paid", amount_paid=invoice["amount_due"])
+            _save(invoice)
+            subscription["status"] = "active"
+            _save(subscription)
+            events += [_event("invoice.paid", invoice, at=at), _event("customer.subscription.updated", subscription,
+                                                                       at=at)]
+    _publish(events)
+    return portal["return_url"]
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+def _event(event_type: str, obj: dict, at: int | None = None) -> dict:
+    event = {
         "id": _new_id("evt"),
         "object": "event",
         "api_version": API_VERSION,
-        "created": int(time.time()),
+        "created": at if at is not None else now(),
         "type": event_type,
         "livemode": False,
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
-        "data": {"object": obj},
+        "data": {"object": json.loads(json.dumps(obj))},
     }
+    return _save(event)
+
+
+def _publish(events: list[dict]) -> None:
+    """Settle the sandbox's state, then deliver the events, as Stripe does after its own commit."""
+    db.session.commit()
+    for event in events:
+        deliver(event)
 
 
 def deliver(event: dict) -> int:

@@ -21,32 +21,82 @@ class StripeGateway:
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         """https://docs.stripe.com/api/checkout/sessions/create"""
+        price_data = {
+            "currency": request.currency.lower(),
+            "unit_amount": request.amount,
+            "product_data": {"name": request.description},
+        }
         params = {
-            "mode": "payment",
-            "submit_type": "donate",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": request.currency.lower(),
-                        "unit_amount": request.amount,
-                        "product_data": {"name": request.description},
-                    },
-                }
-            ],
+            "line_items": [{"quantity": 1, "price_data": price_data}],
             "customer_email": request.email,
             "client_reference_id": request.attempt_id,
             "metadata": request.metadata,
-            "payment_intent_data": {"metadata": request.metadata},
             "success_url": request.success_url,
             "cancel_url": request.cancel_url,
         }
+        if request.interval:
+            # https://docs.stripe.com/payments/checkout/build-subscriptions
+            price_data["recurring"] = {"interval": request.interval}
+            params.update(mode="subscription", subscription_data={"metadata": request.metadata})
+        else:
+            params.update(mode="payment", submit_type="donate", payment_intent_data={"metadata": request.metadata})
+        session = self._call(self.client.v1.checkout.sessions.create, params,
+                             {"idempotency_key": request.idempotency_key})
+        return CheckoutSession(id=session["id"], url=session["url"])
+
+    def change_subscription(self, subscription_id: str, *, amount: int, currency: str, interval: str,
+                            idempotency_key: str) -> dict:
+        """https://docs.stripe.com/billing/subscriptions/change-price"""
+        subscription = self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+        item = subscription["items"]["data"][0]
+        params = {
+            "items": [{
+                "id": item["id"],
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency.lower(),
+                    "unit_amount": amount,
+                    "recurring": {"interval": interval},
+                    "product": _id(item["price"]["product"]),
+                },
+            }],
+            "proration_behavior": "none",
+        }
+        return self._update(subscription_id, params, {"idempotency_key": idempotency_key})
+
+    def pause_subscription(self, subscription_id: str, *, resumes_at: int) -> dict:
+        """https://docs.stripe.com/billing/subscriptions/pause-payment"""
+        return self._update(subscription_id, {"pause_collection": {"behavior": "void", "resumes_at": resumes_at}})
+
+    def resume_subscription(self, subscription_id: str) -> dict:
+        return self._update(subscription_id, {"pause_collection": ""})  # "" unsets the field
+
+    def cancel_subscription(self, subscription_id: str, *, at_period_end: bool) -> dict:
+        """https://docs.stripe.com/billing/subscriptions/cancel"""
+        if at_period_end:
+            return self._update(subscription_id, {"cancel_at_period_end": True})
+        return self._call(self.client.v1.subscriptions.cancel, subscription_id).to_dict()
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """https://docs.stripe.com/customer-management/integrate-customer-portal"""
+        session = self._call(self.client.v1.billing_portal.sessions.create,
+                             {"customer": customer_id, "return_url": return_url})
+        return session["url"]
+
+    def _update(self, subscription_id: str, params: dict, options: dict | None = None) -> dict:
+        args = (subscription_id, params) + ((options,) if options else ())
+        return self._call(self.client.v1.subscriptions.update, *args).to_dict()
+
+    @staticmethod
+    def _call(method, *args):
         try:
-            session = self.client.v1.checkout.sessions.create(
-                params, {"idempotency_key": request.idempotency_key}
-            )
+            return method(*args)
         except stripe.StripeError as exc:
-            log.warning("Stripe refused a checkout session for attempt %s: %s", request.attempt_id, exc)
+            log.warning("Stripe refused %s: %s", getattr(method, "__qualname__", method), exc)
             raise GatewayError("The payment provider is unavailable. Nothing was charged; please try again.",
                                answered=exc.http_status is not None) from exc
-        return CheckoutSession(id=session["id"], url=session["url"])
+
+
+def _id(value) -> str:
+    """An id that may arrive expanded into its object."""
+    return value if isinstance(value, str) else value["id"]

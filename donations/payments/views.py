@@ -1,17 +1,19 @@
-"""The sandbox's hosted checkout page, standing in for Stripe Checkout when no Stripe key is set."""
+"""The sandbox's hosted pages, standing in for Stripe Checkout and the Billing Portal when no Stripe key is set."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request
 
 from ..money import Money
 from . import sandbox_gateway as sandbox
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
+EVERY = {"month": "every month", "year": "every year"}
+
 
 @bp.before_request
 def only_in_sandbox_mode():
-    if not isinstance(current_app.extensions["payment_gateway"], sandbox.SandboxGateway):
+    if not sandbox.in_use():
         abort(404)
 
 
@@ -32,6 +34,20 @@ def checkout(session_id: str):
             error = result.message
         session = sandbox.get_session(session_id)
     amount = Money(session["amount_total"], session["currency"].upper())
-    return render_template("payments/sandbox_checkout.html", session=session, amount=amount, error=error), (
-        402 if error else 200
-    )
+    every = EVERY.get(session.get("sandbox_interval"))
+    return render_template("payments/sandbox_checkout.html", session=session, amount=amount, every=every,
+                           error=error), 402 if error else 200
+
+
+@bp.route("/portal/<portal_id>", methods=["GET", "POST"])
+def portal(portal_id: str):
+    """Stand-in for Stripe's Billing Portal: the supporter enters a new card."""
+    error = None
+    if request.method == "POST":
+        try:
+            return redirect(sandbox.update_card(portal_id, request.form.get("card_number", "")[:40]), code=303)
+        except sandbox.SandboxError as exc:
+            error = str(exc)
+    if not sandbox.portal_exists(portal_id):
+        abort(404)
+    return render_template("payments/sandbox_portal.html", error=error), 400 if error else 200

@@ -135,5 +135,14 @@ def dispatch(event: dict[str, Any]) -> str:
         case "checkout.session.expired":
             # https://docs.stripe.com/api/events/types#event_types-checkout.session.expired
             return checkout_ops.expire_attempt(obj)
+        case "invoice.paid":
+            # https://docs.stripe.com/api/events/types#event_types-invoice.paid
+            return ledger.record_invoice_paid(obj, occurred)
+        case "invoice.payment_failed":
+            # https://docs.stripe.com/api/events/types#event_types-invoice.payment_failed
+            return ledger.record_invoice_failed(obj, occurred)
+        case "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted":
+            # https://docs.stripe.com/api/events/types#event_types-customer.subscription.updated
+            return ledger.apply_subscription(obj, occurred)
         case _:
             return "ignored: event type not handled"

@@ -1,0 +1,112 @@
+"""Supporter self-service: what a supporter may do with their own gifts from a signed link."""
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from ..db import now_utc
+from ..extensions import db
+from ..ledger import operations as ledger
+from ..ledger.models import Donation, DonationStatus, Frequency, RecurringDonation, RecurringStatus, Supporter
+from ..mail import emails
+from ..money import Money
+from ..payments.gateway import get_gateway
+from .tokens import InvalidToken, read_token
+
+PAUSE_MONTHS = (1, 2, 3)
+
+
+class NotAllowed(ValueError):
+    """The action does not fit the gift's state; the message is shown to the supporter."""
+
+
+def supporter_from_token(token: str) -> Supporter:
+    supporter_id, email = read_token(token)
+    supporter = db.session.get(Supporter, supporter_id)
+    if supporter is None or supporter.email != email:
+        raise InvalidToken("This link is not valid.")
+    return supporter
+
+
+def history(supporter: Supporter) -> list[Donation]:
+    return list(db.session.scalars(
+        select(Donation)
+        .where(Donation.supporter_id == supporter.id, Donation.status != DonationStatus.PENDING)
+        .order_by(Donation.paid_at.desc().nulls_last(), Donation.id.desc())
+    ))
+
+
+def recurring_gifts(supporter: Supporter) -> list[RecurringDonation]:
+    return list(db.session.scalars(
+        select(RecurringDonation).where(RecurringDonation.supporter_id == supporter.id)
+        .order_by(RecurringDonation.created_at.desc())
+    ))
+
+
+def own_recurring(supporter: Supporter, recurring_id: int) -> RecurringDonation | None:
+    recurring = db.session.get(RecurringDonation, recurring_id)
+    return recurring if recurring is not None and recurring.supporter_id == supporter.id else None
+
+
+def own_donation(supporter: Supporter, donation_id: int) -> Donation | None:
+    donation = db.session.get(Donation, donation_id)
+    return donation if donation is not None and donation.supporter_id == supporter.id else None
+
+
+def _require_open(recurring: RecurringDonation) -> None:
+    if recurring.status is RecurringStatus.CANCELED:
+        raise NotAllowed("This gift has been cancelled.")
+
+
+def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, request_token: str) -> None:
+    """New amount or frequency from the next payment on; the current period is not prorated."""
+    _require_open(recurring)
+    if frequency is Frequency.ONE_OFF:
+        raise NotAllowed("Choose monthly or yearly.")
+    if (amount.amount, amount.currency, frequency) == (recurring.amount, recurring.currency, recurring.frequency):
+        return
+    subscription = get_gateway().change_subscription(
+        recurring.stripe_subscription_id, amount=amount.amount, currency=amount.currency,
+        interval=frequency.interval, idempotency_key=f"donations-change-{recurring.id}-{request_token}",
+    )
+    ledger.apply_subscription(subscription, now_utc())
+
+
+def pause(recurring: RecurringDonation, months: int) -> None:
+    """Skip the next ``months`` months of payments; the gift resumes by itself afterwards."""
+    _require_open(recurring)
+    if months not in PAUSE_MONTHS:
+        raise NotAllowed("Pause for 1, 2 or 3 months.")
+    resumes_at = int((now_utc() + timedelta(days=30 * months)).timestamp())
+    subscription = get_gateway().pause_subscription(recurring.stripe_subscription_id, resumes_at=resumes_at)
+    ledger.apply_subscription(subscription, now_utc())
+
+
+def resume(recurring: RecurringDonation) -> None:
+    _require_open(recurring)
+    subscription = get_gateway().resume_subscription(recurring.stripe_subscription_id)
+    ledger.apply_subscription(subscription, now_utc())
+
+
+def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
+    """Cancel now, or after the period already paid for; either way a confirmation email follows."""
+    _require_open(recurring)
+    subscription = get_gateway().cancel_subscription(recurring.stripe_subscription_id, at_period_end=at_period_end)
+    ledger.apply_subscription(subscription, now_utc())
+    emails.queue_recurring_canceled(recurring)
+
+
+def card_update_url(recurring: RecurringDonation, return_url: str) -> str:
+    _require_open(recurring)
+    if not recurring.stripe_customer_id:
+        raise NotAllowed("This gift has no card on file to update.")
+    return get_gateway().create_portal_session(recurring.stripe_customer_id, return_url)
+
+
+def send_manage_link(email: str) -> None:
+    """Email a fresh manage link if the address belongs to a supporter; says nothing either way."""
+    supporter = db.session.scalars(select(Supporter).where(Supporter.email == ledger.normalise_email(email))).first()
+    if supporter is not None:
+        emails.queue_manage_link(supporter, secrets.token_hex(8))

@@ -1,0 +1,119 @@
+"""/account: supporters see their gifts and manage recurring ones from a signed link, without a password."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from ..checkout.operations import check_gift
+from ..extensions import db, limiter
+from ..ledger.models import Frequency
+from ..money import Money, MoneyError
+from ..payments.gateway import GatewayError
+from . import operations
+from .forms import ActionForm, CancelForm, ChangeForm, PauseForm, RequestLinkForm
+from .tokens import InvalidToken
+
+bp = Blueprint("accounts", __name__, url_prefix="/account")
+
+
+def _email_key() -> str:
+    return (request.form.get("email") or "").strip().lower()[:254] or "-"
+
+
+@bp.route("", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_email_key)
+def request_link():
+    form = RequestLinkForm()
+    if form.validate_on_submit():
+        operations.send_manage_link(form.email.data)
+        db.session.commit()
+        # The same answer whether or not the address is known, so the page reveals no supporter.
+        return render_template("accounts/link_sent.html")
+    return render_template("accounts/request_link.html", form=form), 400 if form.errors else 200
+
+
+def _supporter(token: str):
+    try:
+        return operations.supporter_from_token(token)
+    except InvalidToken as exc:
+        abort(410 if exc.expired else 400, description=f"{exc} Ask for a new link on the account page.")
+
+
+@bp.get("/<token>")
+def manage(token: str):
+    supporter = _supporter(token)
+    return render_template(
+        "accounts/manage.html", token=token, supporter=supporter,
+        donations=operations.history(supporter), gifts=operations.recurring_gifts(supporter),
+        change_form=ChangeForm(formdata=None, token=str(uuid.uuid4())), pause_form=PauseForm(formdata=None),
+        cancel_form=CancelForm(formdata=None), action_form=ActionForm(formdata=None),
+    )
+
+
+@bp.get("/<token>/receipts/<int:donation_id>")
+def receipt(token: str, donation_id: int):
+    donation = operations.own_donation(_supporter(token), donation_id)
+    if donation is None or donation.receipt_number is None:
+        abort(404)
+    return render_template("accounts/receipt.html", donation=donation, token=token)
+
+
+@bp.post("/<token>/gifts/<int:recurring_id>/<action>")
+def act(token: str, recurring_id: int, action: str):
+    supporter = _supporter(token)
+    recurring = operations.own_recurring(supporter, recurring_id)
+    if recurring is None:
+        abort(404)
+    back = url_for("accounts.manage", token=token)
+    try:
+        match action:
+            case "change":
+                form = ChangeForm()
+                if not form.validate_on_submit():
+                    return _invalid(form)
+                frequency = Frequency(form.frequency.data)
+                amount = Money.from_major(form.amount.data, recurring.currency)
+                check_gift(amount)
+                operations.change(recurring, amount, frequency, form.token.data or str(uuid.uuid4()))
+                message = f"From the next payment on, you give {amount.format()} {frequency.every}."
+            case "pause":
+                form = PauseForm()
+                if not form.validate_on_submit():
+                    return _invalid(form)
+                operations.pause(recurring, int(form.months.data))
+                message = f"Paused for {form.months.data} month(s). It resumes by itself."
+            case "resume":
+                if not ActionForm().validate_on_submit():
+                    abort(400)
+                operations.resume(recurring)
+                message = "Your gift continues from the next payment."
+            case "cancel":
+                form = CancelForm()
+                if not form.validate_on_submit():
+                    return _invalid(form)
+                operations.cancel(recurring, at_period_end=form.when.data == "period_end")
+                message = "Your gift is cancelled. We have sent you a confirmation."
+            case "card":
+                if not ActionForm().validate_on_submit():
+                    abort(400)
+                url = operations.card_update_url(recurring, current_app.config["PUBLIC_URL"] + back)
+                db.session.commit()
+                return redirect(url, code=303)
+            case _:
+                abort(404)
+    except (MoneyError, operations.NotAllowed, GatewayError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(back, code=303)
+    db.session.commit()
+    flash(message, "info")
+    return redirect(back, code=303)
+
+
+def _invalid(form):
+    messages = [f"{getattr(form, name).label.text}: {errors[0]}" for name, errors in form.errors.items()
+                if name != "csrf_token"] or ["This form has expired. Please try again."]
+    flash(" ".join(messages), "error")
+    return redirect(url_for("accounts.manage", token=request.view_args["token"]), code=303)
