@@ -40,14 +40,16 @@ class StripeGateway:
             params.update(mode="subscription", subscription_data={"metadata": request.metadata})
         else:
             params.update(mode="payment", submit_type="donate", payment_intent_data={"metadata": request.metadata})
-        session = self._call(self.client.v1.checkout.sessions.create, params,
+        session = self._call(f"a checkout session for attempt {request.attempt_id}",
+                             self.client.v1.checkout.sessions.create, params,
                              {"idempotency_key": request.idempotency_key})
         return CheckoutSession(id=session["id"], url=session["url"])
 
     def change_subscription(self, subscription_id: str, *, amount: int, currency: str, interval: str,
                             idempotency_key: str) -> dict:
         """https://docs.stripe.com/billing/subscriptions/change-price"""
-        subscription = self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+        subscription = self._call(f"subscription {subscription_id}", self.client.v1.subscriptions.retrieve,
+                                  subscription_id)
         item = subscription["items"]["data"][0]
         params = {
             "items": [{
@@ -75,24 +77,27 @@ class StripeGateway:
         """https://docs.stripe.com/billing/subscriptions/cancel"""
         if at_period_end:
             return self._update(subscription_id, {"cancel_at_period_end": True})
-        return self._call(self.client.v1.subscriptions.cancel, subscription_id).to_dict()
+        return self._call(f"cancelling subscription {subscription_id}", self.client.v1.subscriptions.cancel,
+                          subscription_id).to_dict()
 
     def create_portal_session(self, customer_id: str, return_url: str) -> str:
         """https://docs.stripe.com/customer-management/integrate-customer-portal"""
-        session = self._call(self.client.v1.billing_portal.sessions.create,
+        session = self._call(f"a portal session for customer {customer_id}",
+                             self.client.v1.billing_portal.sessions.create,
                              {"customer": customer_id, "return_url": return_url})
         return session["url"]
 
     def _update(self, subscription_id: str, params: dict, options: dict | None = None) -> dict:
         args = (subscription_id, params) + ((options,) if options else ())
-        return self._call(self.client.v1.subscriptions.update, *args).to_dict()
+        return self._call(f"updating subscription {subscription_id}", self.client.v1.subscriptions.update,
+                          *args).to_dict()
 
     @staticmethod
-    def _call(method, *args):
+    def _call(what: str, method, *args):
         try:
             return method(*args)
         except stripe.StripeError as exc:
-            log.warning("Stripe refused %s: %s", getattr(method, "__qualname__", method), exc)
+            log.warning("Stripe refused %s: %s", what, exc)
             raise GatewayError("The payment provider is unavailable. Nothing was charged; please try again.",
                                answered=exc.http_status is not None) from exc
 

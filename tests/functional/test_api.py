@@ -79,7 +79,6 @@ BAD = [
     ("campaign", "nope", "Unknown campaign"),
     ("campaign", ["default"], "Unknown campaign"),
     ("frequency", "weekly", "one_off, monthly or yearly"),
-    ("frequency", "monthly", "Only one-off gifts"),
     ("article_url", "javascript:alert(1)", "http or https"),
     ("cover_fees", "yes", "true or false"),
     ("status", "succeeded", "Unknown field"),
