@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from donations import create_app
 from donations.config import TestConfig
-from donations.extensions import db
+from donations.extensions import db, limiter
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -70,6 +70,7 @@ def app_ctx(app, connection):
 
 @pytest.fixture
 def client(app, connection):
+    limiter.reset()  # rate limits are counted in memory across the session; each test starts afresh
     return app.test_client()
 
 
@@ -79,8 +80,8 @@ def committing_app(app):
     yield app
     with app.app_context():
         db.session.remove()
-        tables = ["outbox_emails", "donations", "stripe_events", "checkout_attempts", "supporters",
-                  "receipt_sequences", "sandbox_objects"]
+        tables = ["outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
+                  "supporters", "receipt_sequences", "sandbox_objects"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
