@@ -161,3 +161,12 @@ def test_openapi_document_describes_both_endpoints(client):
     assert schema["additionalProperties"] is False
     assert {"201", "400"} <= set(post["responses"])
     assert "/api/v1/campaigns/{slug}" in doc["paths"]
+
+
+@pytest.mark.parametrize("frequency,interval", [("monthly", "month"), ("yearly", "year")])
+def test_recurring_frequencies_open_subscription_checkouts(app_ctx, client, frequency, interval):
+    response = client.post("/api/v1/checkout-sessions", json={**VALID, "frequency": frequency})
+
+    assert response.status_code == 201
+    session = db.session.get(SandboxObject, response.get_json()["id"]).data
+    assert (session["mode"], session["sandbox_interval"]) == ("subscription", interval)

@@ -170,3 +170,23 @@ def test_choosing_another_currency_shows_its_presets_and_charges_in_it(app_ctx, 
     response = client.post("/donate", data=form_data(client, currency="GBP"))
     assert response.status_code == 303
     assert db.session.scalars(select(CheckoutAttempt)).one().currency == "GBP"
+
+
+def test_monthly_page_shows_monthly_presets_and_says_plainly_that_the_gift_repeats(client):
+    html = client.get("/donate?frequency=monthly").get_data(as_text=True)
+
+    assert hidden_value(html, "frequency") == "monthly"
+    assert "€5.00" in html and "€20.00" in html and "€100.00" not in html  # its own presets, not one-off ×12
+    assert "This gift repeats every month until you cancel" in html
+    assert "Donate monthly" in html
+
+
+def test_monthly_gift_opens_a_subscription_checkout(app_ctx, client):
+    response = client.post("/donate", data=form_data(client, frequency="monthly", amount="10.00"))
+
+    assert response.status_code == 303
+    attempt = db.session.scalars(select(CheckoutAttempt)).one()
+    assert (attempt.amount, attempt.frequency.value) == (1000, "monthly")
+    session = db.session.get(SandboxObject, attempt.checkout_session_id).data
+    assert (session["mode"], session["sandbox_interval"]) == ("subscription", "month")
+    assert session["metadata"]["attempt_id"] == attempt.id

@@ -66,3 +66,18 @@ def test_publisher_origin_may_fetch_the_fragment_and_others_may_not(client):
 def test_unknown_campaign_embed_is_404(client):
     assert client.get("/embed/cta/nope.html").status_code == 404
     assert client.get("/embed/cta/nope").status_code == 404
+
+
+def test_reader_who_gave_gets_the_thank_you_instead_of_the_ask(client):
+    html = client.get("/embed/cta/default.html?thanks=1").get_data(as_text=True)
+
+    assert "Thank you for supporting our work" in html
+    assert "Consider donating" not in html and "<form" not in html
+
+
+def test_embed_script_remembers_a_gift_in_the_sites_own_storage_without_cookies(client):
+    script = client.get("/embed/v1/cta.js").get_data(as_text=True)
+
+    assert "donations-thanks=" in script and "localStorage" in script
+    assert "document.cookie" not in script
+    assert 'credentials: "omit"' in script

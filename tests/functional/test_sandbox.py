@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from donations.extensions import db
-from donations.ledger.models import Donation, DonationStatus, StripeEvent
+from donations.ledger.models import Donation, DonationStatus, RecurringDonation, RecurringStatus, StripeEvent
 from donations.mail.models import OutboxEmail
 from tests.functional.helpers import hidden_value
 from tests.functional.test_donate_form import form_data
@@ -86,3 +86,23 @@ def test_a_paid_session_cannot_be_paid_again(app_ctx, client):
 
 def test_unknown_sandbox_session_is_404(client):
     assert client.get("/sandbox/checkout/cs_test_nope").status_code == 404
+
+
+def test_monthly_checkout_says_it_repeats_and_sets_up_the_gift(app_ctx, client):
+    response = client.post("/donate", data=form_data(client, frequency="monthly", amount="10.00"))
+    path = response.headers["Location"].removeprefix("http://donations.test")
+    html = client.get(path).get_data(as_text=True)
+    assert "€10.00 every month, cancel any time." in html
+
+    paid = pay(client, path, "4242424242424242")
+
+    thanks = client.get(paid.headers["Location"].removeprefix("http://donations.test")).get_data(as_text=True)
+    assert 'data-status="succeeded"' in thanks and "(every month)" in thanks
+    assert "#donations-thanks=monthly" in thanks
+    recurring = db.session.scalars(select(RecurringDonation)).one()
+    assert (recurring.amount, recurring.frequency.value, recurring.status) == (1000, "monthly", RecurringStatus.ACTIVE)
+    donation = db.session.scalars(select(Donation)).one()
+    assert donation.recurring_donation_id == recurring.id and donation.stripe_invoice_id.startswith("in_sandbox_")
+    types = sorted(e.type for e in db.session.scalars(select(StripeEvent)))
+    assert types == ["checkout.session.completed", "customer.subscription.created", "invoice.paid"]
+    assert count(OutboxEmail) == 1
