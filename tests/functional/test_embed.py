@@ -81,3 +81,10 @@ def test_embed_script_remembers_a_gift_in_the_sites_own_storage_without_cookies(
     assert "donations-thanks=" in script and "localStorage" in script
     assert "document.cookie" not in script
     assert 'credentials: "omit"' in script
+
+
+def test_ask_offers_monthly_giving_with_the_article_attached(client):
+    html = client.get("/embed/cta/default.html?article_url=https://publisher.example/news/1").get_data(as_text=True)
+
+    assert ('href="http://donations.test/donate?campaign=default&amp;frequency=monthly&amp;currency=EUR'
+            '&amp;article_url=https%3A%2F%2Fpublisher.example%2Fnews%2F1"') in html
