@@ -138,6 +138,7 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
     attempt = db.session.get(CheckoutAttempt, attempt_id, with_for_update=True) if attempt_id else None
     recurring = db.session.scalars(
         select(RecurringDonation).where(RecurringDonation.stripe_subscription_id == subscription_id)
+        .with_for_update()
     ).one_or_none()
     if recurring is not None or attempt is None:
         return recurring

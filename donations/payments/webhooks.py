@@ -108,7 +108,8 @@ def receive_event(event: dict[str, Any]) -> str:
         except IntegrityError:
             return "duplicate"
     try:
-        outcome = dispatch(event)
+        with db.session.begin_nested():  # an illegal transition undoes all of this event's changes
+            outcome = dispatch(event)
     except IllegalTransition as exc:
         # Stripe's retries would not make it legal; keep the event and say why it changed nothing.
         log.error("webhook %s (%s): %s", event["id"], event["type"], exc)
