@@ -214,10 +214,14 @@ def _invoice_period_end(invoice: dict[str, Any]) -> datetime | None:
     return _timestamp(max(ends)) if ends else None
 
 
+def _invoice_recurring(invoice: dict[str, Any]) -> RecurringDonation | None:
+    subscription_id, metadata = _invoice_subscription(invoice)
+    return _recurring_for(subscription_id, metadata, invoice.get("customer"))
+
+
 def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
     """One donation per paid invoice of a recurring gift, each with its own receipt; the gift is active again."""
-    subscription_id, metadata = _invoice_subscription(invoice)
-    recurring = _recurring_for(subscription_id, metadata, invoice.get("customer"))
+    recurring = _invoice_recurring(invoice)
     if recurring is None:
         return "ignored: not ours (unknown subscription)"
     _set_status(recurring, RecurringStatus.ACTIVE, at)
@@ -238,7 +242,7 @@ def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
         status=DonationStatus.PENDING,
         article_url=recurring.article_url,
         stripe_invoice_id=invoice["id"],
-        stripe_subscription_id=subscription_id,
+        stripe_subscription_id=recurring.stripe_subscription_id,
         stripe_payment_intent_id=_invoice_payment_intent(invoice),
     )
     db.session.add(donation)
@@ -249,8 +253,7 @@ def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
 
 def record_invoice_failed(invoice: dict[str, Any], at: datetime) -> str:
     """A renewal was declined: the gift is past due and the supporter gets one email per invoice and attempt."""
-    subscription_id, metadata = _invoice_subscription(invoice)
-    recurring = _recurring_for(subscription_id, metadata, invoice.get("customer"))
+    recurring = _invoice_recurring(invoice)
     if recurring is None:
         return "ignored: not ours (unknown subscription)"
     _set_status(recurring, RecurringStatus.PAST_DUE, at)
