@@ -170,6 +170,8 @@ def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime
     """
     if recurring.status is RecurringStatus.CANCELED:
         return
+    if new is RecurringStatus.INCOMPLETE and recurring.status is not RecurringStatus.INCOMPLETE:
+        return  # Stripe's snapshot from before the first payment: a gift never goes back to incomplete
     if recurring.status_at is not None and at < recurring.status_at:
         return
     recurring.transition(new)
@@ -209,6 +211,16 @@ def _invoice_payment_intent(invoice: dict[str, Any]) -> str | None:
     return None
 
 
+def _invoice_frequency(invoice: dict[str, Any]) -> Frequency | None:
+    """What the invoice paid for, read from its period: a renewal delivered after the supporter
+    switched from monthly to yearly is still the monthly payment it was."""
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        period = line.get("period") or {}
+        if period.get("start") and period.get("end") and period["end"] > period["start"]:
+            return Frequency.YEARLY if period["end"] - period["start"] > 32 * 86400 else Frequency.MONTHLY
+    return None
+
+
 def _invoice_period_end(invoice: dict[str, Any]) -> datetime | None:
     ends = [line["period"]["end"] for line in ((invoice.get("lines") or {}).get("data") or []) if line.get("period")]
     return _timestamp(max(ends)) if ends else None
@@ -238,7 +250,7 @@ def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
         recurring_donation=recurring,
         amount=invoice["amount_paid"],
         currency=invoice["currency"].upper(),
-        frequency=recurring.frequency,
+        frequency=_invoice_frequency(invoice) or recurring.frequency,
         status=DonationStatus.PENDING,
         article_url=recurring.article_url,
         stripe_invoice_id=invoice["id"],

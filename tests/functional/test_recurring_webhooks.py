@@ -412,8 +412,6 @@ def test_older_status_delivered_after_a_newer_paid_invoice_does_not_overwrite_it
     assert recurring.current_period_end == at(MONTHS[2])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _set_status lets an event from the same second move an active gift back "
-                                       "to incomplete; IllegalTransition refuses the whole event and logs an error")
 def test_subscription_created_still_incomplete_in_the_same_second_as_the_first_payment_is_accepted(app_ctx, client,
                                                                                                    caplog):
     # Stripe may create the subscription incomplete and activate it when the first invoice is paid, all within
