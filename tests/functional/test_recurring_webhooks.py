@@ -429,9 +429,6 @@ def test_subscription_created_still_incomplete_in_the_same_second_as_the_first_p
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: record_invoice_paid books a renewal with the gift's frequency at "
-                                       "delivery time, so a monthly payment delivered after a switch to yearly "
-                                       "is booked (and receipted) as a yearly donation")
 def test_monthly_renewal_delivered_after_a_switch_to_yearly_is_booked_as_monthly(app_ctx, client):
     gift = active_gift(client)
     yearly_from = MONTHS[1] + DAY
