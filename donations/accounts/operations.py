@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..dates import add_months
 from ..db import now_utc
 from ..extensions import db
 from ..ledger import operations as ledger
@@ -75,11 +76,18 @@ def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, re
 
 
 def pause(recurring: RecurringDonation, months: int) -> None:
-    """Skip the next ``months`` months of payments; the gift resumes by itself afterwards."""
+    """Skip the next ``months`` monthly payments (a yearly gift: pause for ``months`` calendar months);
+    the gift resumes by itself afterwards."""
     _require_open(recurring)
     if months not in PAUSE_MONTHS:
         raise NotAllowed("Pause for 1, 2 or 3 months.")
-    resumes_at = int((now_utc() + timedelta(days=30 * months)).timestamp())
+    next_payment = recurring.current_period_end
+    if recurring.frequency is Frequency.MONTHLY and next_payment and next_payment > now_utc():
+        # Resume just after the last skipped payment date, whatever the months' lengths.
+        resumes = add_months(next_payment, months - 1) + timedelta(days=1)
+    else:
+        resumes = add_months(now_utc(), months)
+    resumes_at = int(resumes.timestamp())
     subscription = get_gateway().pause_subscription(recurring.stripe_subscription_id, resumes_at=resumes_at)
     ledger.apply_subscription(subscription, now_utc())
 
@@ -93,6 +101,8 @@ def resume(recurring: RecurringDonation) -> None:
 def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
     """Cancel now, or after the period already paid for; either way a confirmation email follows."""
     _require_open(recurring)
+    if at_period_end and recurring.cancel_at_period_end:
+        raise NotAllowed("This gift already ends at the end of the period you paid for.")
     subscription = get_gateway().cancel_subscription(recurring.stripe_subscription_id, at_period_end=at_period_end)
     ledger.apply_subscription(subscription, now_utc())
     emails.queue_recurring_canceled(recurring)

@@ -52,7 +52,7 @@ def manage(token: str):
     )
 
 
-@bp.get("/<token>/receipts/<int:donation_id>")
+@bp.get("/<token>/receipts/<int(max=2147483647):donation_id>")
 def receipt(token: str, donation_id: int):
     donation = operations.own_donation(_supporter(token), donation_id)
     if donation is None or donation.receipt_number is None:
@@ -60,7 +60,7 @@ def receipt(token: str, donation_id: int):
     return render_template("accounts/receipt.html", donation=donation, token=token)
 
 
-@bp.post("/<token>/gifts/<int:recurring_id>/<action>")
+@bp.post("/<token>/gifts/<int(max=2147483647):recurring_id>/<action>")
 def act(token: str, recurring_id: int, action: str):
     supporter = _supporter(token)
     recurring = operations.own_recurring(supporter, recurring_id)

@@ -73,7 +73,7 @@ def recurring_canceled_context(recurring: RecurringDonation) -> dict:
 def queue_recurring_canceled(recurring: RecurringDonation) -> None:
     """Confirms a cancellation the supporter asked for (now or at the end of the period)."""
     outbox.queue("recurring_canceled", recurring.supporter.email, recurring_canceled_context(recurring),
-                 dedupe_key=f"recurring_canceled:{recurring.id}")
+                 dedupe_key=f"recurring_canceled:{recurring.id}:{recurring.status.value}")
 
 
 def queue_manage_link(supporter: Supporter, nonce: str) -> None:

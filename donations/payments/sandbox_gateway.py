@@ -11,7 +11,6 @@ before they send a webhook. Callers therefore call the gateway before they write
 """
 from __future__ import annotations
 
-import calendar
 import json
 import logging
 import secrets
@@ -24,6 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 from werkzeug.test import Client
 
+from ..dates import add_months
 from ..db import insert_ignore
 from ..extensions import db
 from .gateway import CheckoutRequest, CheckoutSession, GatewayError
@@ -78,10 +78,7 @@ def _move_clock(seconds: int) -> None:
 def add_interval(start: int, interval: str) -> int:
     """One month or year after ``start``, on the same day where the calendar has it (Jan 31 → Feb 28)."""
     moment = datetime.fromtimestamp(start, timezone.utc)
-    year, month = (moment.year + 1, moment.month) if interval == "year" else (
-        moment.year + moment.month // 12, moment.month % 12 + 1)
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return int(moment.replace(year=year, month=month, day=day).timestamp())
+    return int(add_months(moment, 12 if interval == "year" else 1).timestamp())
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from donations.payments.gateway import CheckoutRequest, GatewayError, PaymentGat
 from donations.payments.sandbox_gateway import SandboxGateway
 from donations.payments.stripe_gateway import StripeGateway
 from tests.functional.helpers import hidden_value
-from tests.functional.test_account import expect_failure_while_manage_template_is_broken
 from tests.stripe_fake import FakeStripe, RecordedRequest, _json
 
 SECRET_KEY = "sk_test_123"
@@ -518,12 +517,6 @@ def test_both_gateways_are_payment_gateways(make):
 
 
 # -- the account page with Stripe behind it ---------------------------------------------------------------
-
-
-@pytest.fixture
-def client(client, monkeypatch):
-    expect_failure_while_manage_template_is_broken(client, monkeypatch)
-    return client
 
 
 @pytest.fixture
