@@ -30,11 +30,15 @@ def create_app(config: Config | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    from .staff.auth import login_manager
+
+    login_manager.init_app(app)
     origins = app.config["ALLOWED_ORIGINS"]
     cors.init_app(app, resources={r"/api/v1/*": {"origins": origins}, r"/embed/cta/*": {"origins": origins}})
 
     from . import models  # noqa: F401  (every table registered before migrations compare)
     from .accounts.views import bp as accounts_bp
+    from .staff.views import bp as staff_bp
     from .campaigns.views import bp as campaigns_bp
     from .checkout.views import bp as checkout_bp
     from .payments.gateway import init_gateway
@@ -42,7 +46,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .payments.webhooks import bp as webhooks_bp
 
     init_gateway(app)
-    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp):
+    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_cli

@@ -75,5 +75,51 @@ def register_cli(app: Flask) -> None:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no renewals were due"
         click.echo(f"advanced {days} days: {summary}")
 
-    for group in (outbox, scheduler, export, sandbox):
+    users = AppGroup("users", help="Staff users.")
+
+    @users.command("create")
+    @click.option("--email", required=True, help="The staff member's email address (their sign-in name).")
+    @click.option("--role", type=click.Choice(["admin", "staff", "accountant"]), required=True)
+    @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+    def users_create(email, role, password_stdin):
+        """Create a staff user; asks for the password unless --password-stdin is given."""
+        from .checkout.validation import clean_email
+        from .extensions import db
+        from .staff.auth import audit, create_user, find_user, password_problem
+        from .staff.models import Role
+
+        try:
+            email = clean_email(email)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--email") from None
+        if find_user(email):
+            raise click.ClickException(f"a staff user {email} exists already")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        problem = password_problem(password)
+        if problem:
+            raise click.ClickException(f"password: {problem}")
+        user = create_user(email, Role(role), password)
+        audit("user.create", "staff_user", user.id, actor=None, email="cli", role=role, created=email)
+        db.session.commit()
+        click.echo(f"created {role} {email}")
+
+    @users.command("ensure-demo")
+    def users_ensure_demo():
+        """Development only: make sure a demo admin exists, and print how to sign in."""
+        from .extensions import db
+        from .staff.auth import create_user, find_user
+        from .staff.models import Role
+
+        if app.config["DONATIONS_ENV"] == "production":
+            raise click.ClickException("no demo users in production")
+        email, password = "admin@example.org", "demo-admin-password"
+        if find_user(email) is None:
+            create_user(email, Role.ADMIN, password)
+            db.session.commit()
+        click.echo(f"Staff sign-in: {app.config['PUBLIC_URL']}/staff/login  {email} / {password}")
+
+    for group in (outbox, scheduler, export, sandbox, users):
         app.cli.add_command(group)

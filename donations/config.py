@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
@@ -63,7 +64,13 @@ class Config:
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.SESSION_COOKIE_SECURE = self.PUBLIC_URL.startswith("https://")
+        self.SESSION_COOKIE_SECURE = self.PUBLIC_URL.startswith("https://") or self.DONATIONS_ENV == "production"
+        #: Staff sessions end after this long without a request, and this long after sign-in whatever happens.
+        self.STAFF_IDLE_MINUTES = int(env.get("STAFF_IDLE_MINUTES", "30"))
+        self.STAFF_ABSOLUTE_HOURS = int(env.get("STAFF_ABSOLUTE_HOURS", "12"))
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.STAFF_ABSOLUTE_HOURS)
+        #: argon2-cffi parameter profile for staff passwords (argon2.profiles).
+        self.ARGON2_PROFILE = "RFC_9106_LOW_MEMORY"
         if not self.STRIPE_SECRET_KEY and not self.STRIPE_WEBHOOK_SECRET:
             # The sandbox signs its events with a local secret, so the real intake path verifies them.
             self.STRIPE_WEBHOOK_SECRET = SANDBOX_WEBHOOK_SECRET
@@ -116,6 +123,7 @@ class TestConfig(Config):
         env.setdefault("ALLOWED_ORIGINS", "https://publisher.example")
         super().__init__(env, instance_path)
         self.WTF_CSRF_ENABLED = True
+        self.ARGON2_PROFILE = "CHEAPEST"  # hashing speed only; the production profile has a test of its own
 
 
 def _host(url: str) -> str:

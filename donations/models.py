@@ -4,3 +4,4 @@ from .checkout.models import CheckoutAttempt  # noqa: F401
 from .ledger.models import Donation, ReceiptSequence, RecurringDonation, StripeEvent, Supporter  # noqa: F401
 from .mail.models import OutboxEmail  # noqa: F401
 from .payments.models import SandboxObject  # noqa: F401
+from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401

@@ -180,6 +180,8 @@ class Donation(db.Model):
     fee: Mapped[int | None]
     net: Mapped[int | None]
     amount_refunded: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: When the latest refund was booked.
+    refunded_at: Mapped[datetime | None]
     #: ``YYYY-NNNNNN``, gap-free per year, given when the payment succeeds.
     receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True)
     paid_at: Mapped[datetime | None] = mapped_column(index=True)

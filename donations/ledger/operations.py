@@ -121,6 +121,26 @@ def mark_succeeded(donation: Donation, at: datetime) -> None:
     emails.queue_receipt(donation)
 
 
+def record_charge_refunded(charge: dict[str, Any], at: datetime) -> str:
+    """A refund went through at Stripe: the donation shows what has been refunded so far.
+
+    Stripe's charge carries the running total, so repeated or reordered events never count a refund twice.
+    """
+    intent = charge.get("payment_intent")
+    donation = db.session.scalars(
+        select(Donation).where(Donation.stripe_payment_intent_id == intent).with_for_update()
+    ).one_or_none() if intent else None
+    if donation is None:
+        return "ignored: not ours (unknown payment)"
+    refunded = min(int(charge.get("amount_refunded") or 0), donation.amount)
+    if refunded <= donation.amount_refunded:
+        return f"donation {donation.id}: refund already booked"
+    donation.transition(DonationStatus.REFUNDED if refunded >= donation.amount else DonationStatus.PARTIALLY_REFUNDED)
+    donation.amount_refunded = refunded
+    donation.refunded_at = at
+    return f"donation {donation.id} {donation.status.value} ({refunded} refunded)"
+
+
 # -- recurring gifts ---------------------------------------------------------------------------------
 
 def _timestamp(value: int | None) -> datetime | None:

@@ -40,9 +40,11 @@ def receipt_context(donation: Donation) -> dict:
     }
 
 
-def queue_receipt(donation: Donation) -> None:
-    """The receipt for a succeeded donation; its dedupe key makes a second one impossible."""
-    outbox.queue("receipt", donation.supporter.email, receipt_context(donation), dedupe_key=f"receipt:{donation.id}")
+def queue_receipt(donation: Donation, resend: int = 0) -> None:
+    """The receipt for a succeeded donation; its dedupe key makes a second one impossible.
+    Staff may send it again on purpose: each resend is numbered and has a key of its own."""
+    key = f"receipt:{donation.id}" + (f":resend:{resend}" if resend else "")
+    outbox.queue("receipt", donation.supporter.email, receipt_context(donation), dedupe_key=key)
 
 
 def payment_failed_context(recurring: RecurringDonation) -> dict:

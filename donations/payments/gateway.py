@@ -80,6 +80,10 @@ class PaymentGateway(Protocol):
         """A page where the supporter updates their card; returns its URL."""
         ...
 
+    def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
+        """Refund ``amount`` (minor units) of a payment; the ledger changes when ``charge.refunded`` arrives."""
+        ...
+
 
 def init_gateway(app: Flask) -> None:
     """Pick the gateway from the configuration: Stripe with a secret key, else the sandbox."""

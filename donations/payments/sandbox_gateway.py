@@ -191,6 +191,33 @@ class SandboxGateway:
         return url
 
 
+    def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
+        existing = db.session.scalars(select(SandboxObject).where(SandboxObject.idempotency_key == idempotency_key)
+                                      ).one_or_none()
+        if existing is not None:  # the same key returns the same refund, as on Stripe
+            return dict(existing.data)
+        intent = _load(payment_intent_id, "payment_intent")
+        if intent is None or intent["status"] != "succeeded":
+            raise GatewayError("This payment cannot be refunded.", answered=True)
+        charge = _load(intent["latest_charge"], "charge") or {
+            "id": intent["latest_charge"], "object": "charge", "amount": intent["amount"],
+            "currency": intent["currency"], "payment_intent": payment_intent_id, "amount_refunded": 0,
+            "refunded": False, "paid": True, "status": "succeeded", "metadata": intent.get("metadata") or {},
+            "created": intent["created"], "livemode": False,
+        }
+        if amount < 1 or amount > charge["amount"] - charge["amount_refunded"]:
+            raise GatewayError("The refund is more than what is left of the payment.", answered=True)
+        refund = {"id": _new_id("re"), "object": "refund", "amount": amount, "charge": charge["id"],
+                  "currency": charge["currency"], "payment_intent": payment_intent_id, "status": "succeeded",
+                  "created": now()}
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        db.session.add(SandboxObject(id=refund["id"], idempotency_key=idempotency_key, data=refund))
+        _save(charge)
+        _publish([_event("charge.refunded", charge)])
+        return refund
+
+
 def _subscription_or_error(subscription_id: str) -> dict:
     subscription = _load(subscription_id, "subscription")
     if subscription is None:
@@ -341,6 +368,10 @@ def _invoice(subscription: dict, billing_reason: str, at: int, *, paid: bool, in
         }]},
         "status_transitions": {"paid_at": at if paid else None, "finalized_at": at},
     }
+    if paid:  # the payment behind the invoice, so that it can be refunded like a one-off gift
+        _save({"id": intent_id, "object": "payment_intent", "amount": amount, "currency": invoice["currency"],
+               "status": "succeeded", "latest_charge": _new_id("ch"), "metadata": {}, "created": at,
+               "livemode": False})
     return _save(invoice)
 
 

@@ -87,6 +87,13 @@ class StripeGateway:
                              {"customer": customer_id, "return_url": return_url})
         return session["url"]
 
+    def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
+        """https://docs.stripe.com/api/refunds/create"""
+        refund = self._call(f"a refund of {payment_intent_id}", self.client.v1.refunds.create,
+                            {"payment_intent": payment_intent_id, "amount": amount},
+                            {"idempotency_key": idempotency_key})
+        return refund.to_dict()
+
     def _update(self, subscription_id: str, params: dict, options: dict | None = None) -> dict:
         args = (subscription_id, params) + ((options,) if options else ())
         return self._call(f"updating subscription {subscription_id}", self.client.v1.subscriptions.update,

@@ -1,0 +1,95 @@
+"""Staff users, their server-side sessions, and the append-only audit log."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text, event
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db import enum_column, now_utc
+from ..extensions import db
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  #: everything, including users
+    STAFF = "staff"  #: supporters, donations, refunds, campaigns, resending receipts
+    ACCOUNTANT = "accountant"  #: reports and exports; reads donations; changes nothing
+
+
+class StaffUser(db.Model):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    #: Argon2id, in the PHC string format that argon2-cffi writes.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "staff_role"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_login_at: Mapped[datetime | None]
+
+    sessions: Mapped[list[StaffSession]] = relationship(back_populates="user")
+
+    # Flask-Login's user protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class StaffSession(db.Model):
+    """A signed-in browser. The cookie holds only this row's random id, so logging out, a
+    deactivation or a timeout ends the session for real: a copied cookie no longer works."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    last_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
+    ended_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[StaffUser] = relationship(back_populates="sessions")
+
+
+class AuditEntry(db.Model):
+    """Who did what to which object, when and from where; written, never changed."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    #: Kept as written, so the entry still says who it was if the user changes later.
+    actor_email: Mapped[str | None] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str | None] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    #: ``ok`` or ``denied``.
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    pass
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_changes(mapper, connection, target):
+    raise AuditLogIsAppendOnly("audit entries are never changed or deleted")

@@ -1,0 +1,372 @@
+"""What staff see and do: dashboard figures, supporter search, refunds, campaign edits, users."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..campaigns.models import Campaign
+from ..extensions import db
+from ..ledger.models import Donation, DonationStatus, Frequency, RecurringDonation, RecurringStatus, Supporter
+from ..mail import emails
+from ..mail.models import OutboxEmail
+from ..money import Money, MoneyError
+from ..payments.gateway import get_gateway
+from .auth import audit
+from .models import AuditEntry, Role, StaffUser
+
+#: Donations whose money arrived (whatever happened to it later).
+PAID = (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED)
+PAGE = 50
+
+
+class StaffActionError(ValueError):
+    """A staff action that cannot be done; the message is shown to them."""
+
+
+def utc_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, timezone.utc)
+
+
+# -- supporters and donations -----------------------------------------------------------------------
+
+SUPPORTER_KINDS = {
+    "one_off": "Gave once",
+    "recurring": "Recurring, active",
+    "past_due": "Recurring, past due",
+    "canceled": "Recurring, cancelled",
+}
+
+
+@dataclass
+class Filters:
+    q: str = ""
+    kind: str = ""
+    campaign_id: int | None = None
+    currency: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    before: int | None = None  #: keyset pagination: ids below this one
+
+
+def _donation_match(filters: Filters) -> list[ColumnElement]:
+    where: list[ColumnElement] = []
+    if filters.campaign_id:
+        where.append(Donation.campaign_id == filters.campaign_id)
+    if filters.currency:
+        where.append(Donation.currency == filters.currency)
+    if filters.date_from:
+        where.append(Donation.paid_at >= utc_day(filters.date_from))
+    if filters.date_to:
+        where.append(Donation.paid_at < utc_day(filters.date_to + timedelta(days=1)))
+    return where
+
+
+def search_supporters(filters: Filters) -> tuple[list[Supporter], int | None]:
+    """One page of supporters, newest first, and the id to continue from (keyset pagination: an index
+    walk, fast however deep the page)."""
+    stmt = select(Supporter)
+    q = filters.q.strip()
+    if q:
+        if q.startswith(("cus_", "sub_", "pi_", "in_", "cs_")):
+            stmt = stmt.where(or_(
+                Supporter.stripe_customer_id == q,
+                exists().where(Donation.supporter_id == Supporter.id, or_(
+                    Donation.stripe_payment_intent_id == q, Donation.stripe_invoice_id == q,
+                    Donation.stripe_checkout_session_id == q, Donation.stripe_subscription_id == q)),
+                exists().where(RecurringDonation.supporter_id == Supporter.id,
+                               RecurringDonation.stripe_subscription_id == q),
+            ))
+        else:
+            stmt = stmt.where(or_(Supporter.email.startswith(q.lower(), autoescape=True),
+                                  Supporter.name.icontains(q, autoescape=True)))
+    recurring_status = {"recurring": RecurringStatus.ACTIVE, "past_due": RecurringStatus.PAST_DUE,
+                        "canceled": RecurringStatus.CANCELED}.get(filters.kind)
+    if recurring_status is not None:
+        stmt = stmt.where(exists().where(RecurringDonation.supporter_id == Supporter.id,
+                                         RecurringDonation.status == recurring_status))
+    donation_where = _donation_match(filters)
+    if filters.kind == "one_off":
+        donation_where.append(Donation.frequency == Frequency.ONE_OFF)
+    if donation_where:
+        stmt = stmt.where(exists().where(Donation.supporter_id == Supporter.id, *donation_where))
+    if filters.before:
+        stmt = stmt.where(Supporter.id < filters.before)
+    rows = list(db.session.scalars(stmt.order_by(Supporter.id.desc()).limit(PAGE + 1)))
+    return rows[:PAGE], (rows[PAGE - 1].id if len(rows) > PAGE else None)
+
+
+def list_donations(filters: Filters) -> tuple[list[Donation], int | None]:
+    stmt = select(Donation).join(Supporter, Donation.supporter_id == Supporter.id)
+    q = filters.q.strip()
+    if q:
+        stmt = stmt.where(or_(Supporter.email.startswith(q.lower(), autoescape=True),
+                              Donation.stripe_payment_intent_id == q, Donation.stripe_invoice_id == q,
+                              Donation.receipt_number == q))
+    where = _donation_match(filters)
+    if filters.kind == "one_off":
+        where.append(Donation.frequency == Frequency.ONE_OFF)
+    elif filters.kind in ("recurring", "past_due", "canceled"):
+        where.append(Donation.recurring_donation_id.is_not(None))
+    if filters.before:
+        where.append(Donation.id < filters.before)
+    rows = list(db.session.scalars(stmt.where(*where).order_by(Donation.id.desc()).limit(PAGE + 1)))
+    return rows[:PAGE], (rows[PAGE - 1].id if len(rows) > PAGE else None)
+
+
+def supporter_timeline(supporter: Supporter) -> dict:
+    return {
+        "donations": list(db.session.scalars(select(Donation).where(Donation.supporter_id == supporter.id)
+                                             .order_by(Donation.created_at.desc()))),
+        "recurring": list(db.session.scalars(select(RecurringDonation)
+                                             .where(RecurringDonation.supporter_id == supporter.id)
+                                             .order_by(RecurringDonation.created_at.desc()))),
+        "emails": list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.to_address == supporter.email)
+                                          .order_by(OutboxEmail.created_at.desc()).limit(100))),
+    }
+
+
+def resend_receipt(donation: Donation) -> None:
+    """Send the receipt again, to the supporter's current address, as a new outbox email."""
+    if donation.receipt_number is None:
+        raise StaffActionError("This donation has no receipt (it was never paid).")
+    count = db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "receipt.resend", AuditEntry.object_id == str(donation.id)))
+    emails.queue_receipt(donation, resend=count + 1)
+    audit("receipt.resend", "donation", donation.id, to=donation.supporter.email)
+
+
+def refund(donation: Donation, amount: Money, token: str) -> None:
+    """Ask the gateway to refund part or all of a donation. The ledger changes when Stripe's
+    ``charge.refunded`` arrives; the form's token is the idempotency key, so a double-submit refunds once."""
+    if donation.status not in (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED):
+        raise StaffActionError(f"A {donation.status.value.replace('_', ' ')} donation cannot be refunded.")
+    if amount.currency != donation.currency or amount.amount <= 0:
+        raise StaffActionError("Enter an amount more than zero.")
+    left = donation.amount - donation.amount_refunded
+    if amount.amount > left:
+        raise StaffActionError(f"At most {Money(left, donation.currency).format()} is left to refund.")
+    if not donation.stripe_payment_intent_id:
+        raise StaffActionError("The payment behind this donation is not known yet; try again in a minute.")
+    get_gateway().refund(donation.stripe_payment_intent_id, amount=amount.amount,
+                         idempotency_key=f"donations-refund-{donation.id}-{token}")
+    audit("donation.refund", "donation", donation.id, amount=amount.amount, currency=amount.currency)
+
+
+def parse_refund_amount(text: str, donation: Donation) -> Money:
+    try:
+        return Money.from_major(text, donation.currency)
+    except MoneyError as exc:
+        raise StaffActionError(str(exc)) from None
+
+
+# -- campaigns -------------------------------------------------------------------------------------
+
+def parse_presets(text: str, currency: str) -> list[int]:
+    """"10, 25, 50" in major units → minor units; at most 6, each a valid gift."""
+    amounts = []
+    for part in [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]:
+        try:
+            amounts.append(Money.from_major(part, currency).amount)
+        except MoneyError as exc:
+            raise StaffActionError(f"{currency}: {exc}") from None
+    if any(a <= 0 for a in amounts) or len(amounts) > 6:
+        raise StaffActionError(f"{currency}: up to 6 amounts, each more than zero.")
+    return amounts
+
+
+def update_campaign(campaign: Campaign, *, headline: str, body: str, button_label: str, thank_you: str,
+                    default_frequency: Frequency, presets: dict[str, dict[str, list[int]]]) -> None:
+    """Save the ask; it is live at once. Text is stored as typed and escaped wherever it is shown."""
+    before = {"headline": campaign.headline, "body": campaign.body, "button_label": campaign.button_label,
+              "thank_you": campaign.thank_you, "default_frequency": campaign.default_frequency.value,
+              "presets": campaign.presets}
+    campaign.headline, campaign.body, campaign.button_label = headline, body, button_label
+    campaign.thank_you, campaign.default_frequency = thank_you, default_frequency
+    campaign.presets = presets
+    after = {**before, "headline": headline, "body": body, "button_label": button_label, "thank_you": thank_you,
+             "default_frequency": default_frequency.value, "presets": presets}
+    audit("campaign.edit", "campaign", campaign.id,
+          changed={k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]})
+
+
+# -- users -----------------------------------------------------------------------------------------
+
+def change_user(user: StaffUser, *, role: Role, active: bool, actor: StaffUser) -> None:
+    if user.id == actor.id and (role is not Role.ADMIN or not active):
+        raise StaffActionError("You cannot remove your own admin rights or deactivate yourself.")
+    from .auth import end_all_sessions
+
+    changes = {}
+    if user.role is not role:
+        changes["role"] = {"from": user.role.value, "to": role.value}
+        user.role = role
+    if user.active != active:
+        changes["active"] = {"from": user.active, "to": active}
+        user.active = active
+    if changes:
+        end_all_sessions(user)  # a changed role or a deactivation takes effect on the next request
+        audit("user.change", "staff_user", user.id, **changes)
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+
+@dataclass
+class Period:
+    label: str
+    start: datetime
+    end: datetime
+
+
+def periods(today: date, date_from: date | None, date_to: date | None) -> list[Period]:
+    result = [
+        Period("Today", utc_day(today), utc_day(today + timedelta(days=1))),
+        Period("This month", utc_day(today.replace(day=1)), utc_day(today + timedelta(days=1))),
+        Period("Year to date", utc_day(today.replace(month=1, day=1)), utc_day(today + timedelta(days=1))),
+    ]
+    if date_from and date_to and date_from <= date_to:
+        result.append(Period(f"{date_from} – {date_to}", utc_day(date_from), utc_day(date_to + timedelta(days=1))))
+    return result
+
+
+def _money_by_currency(rows) -> dict[str, int]:
+    return {currency: int(total or 0) for currency, total in rows}
+
+
+def figures(period: Period) -> dict:
+    """Every figure of one period, money per currency, each an aggregate query."""
+    in_period = and_(Donation.paid_at >= period.start, Donation.paid_at < period.end)
+    raised = db.session.execute(
+        select(Donation.currency, func.sum(Donation.amount), func.count())
+        .where(Donation.status.in_(PAID), in_period).group_by(Donation.currency)
+    ).all()
+    refunds = db.session.execute(
+        select(Donation.currency, func.sum(Donation.amount_refunded))
+        .where(Donation.refunded_at >= period.start, Donation.refunded_at < period.end)
+        .group_by(Donation.currency)
+    ).all()
+    first_gift = (select(func.min(Donation.paid_at).label("first"))
+                  .where(Donation.status.in_(PAID)).group_by(Donation.supporter_id).subquery())
+    return {
+        "raised": {c: int(total) for c, total, _ in raised},
+        "gifts": sum(n for _, _, n in raised),
+        "refunds": _money_by_currency(refunds),
+        "disputes": db.session.scalar(select(func.count()).select_from(Donation).where(
+            Donation.status == DonationStatus.DISPUTED, in_period)),
+        "new_supporters": db.session.scalar(select(func.count()).select_from(first_gift).where(
+            first_gift.c.first >= period.start, first_gift.c.first < period.end)),
+        "churned": db.session.scalar(select(func.count()).select_from(RecurringDonation).where(
+            RecurringDonation.canceled_at >= period.start, RecurringDonation.canceled_at < period.end)),
+    }
+
+
+def recurring_now() -> dict:
+    """Active recurring supporters, monthly recurring revenue per currency, gifts past due."""
+    active = RecurringDonation.status == RecurringStatus.ACTIVE
+    monthly = case((RecurringDonation.frequency == Frequency.MONTHLY, RecurringDonation.amount), else_=0)
+    yearly = case((RecurringDonation.frequency == Frequency.YEARLY, RecurringDonation.amount), else_=0)
+    mrr = db.session.execute(select(RecurringDonation.currency, func.sum(monthly), func.sum(yearly))
+                             .where(active).group_by(RecurringDonation.currency)).all()
+    return {
+        "active_supporters": db.session.scalar(select(func.count(RecurringDonation.supporter_id.distinct()))
+                                               .where(active)),
+        "mrr": {c: int(m or 0) + int(y or 0) // 12 for c, m, y in mrr},
+        "past_due": db.session.scalar(select(func.count()).select_from(RecurringDonation).where(
+            RecurringDonation.status == RecurringStatus.PAST_DUE)),
+    }
+
+
+def _bucket(column, unit: str):
+    """A UTC day (YYYY-MM-DD) or month (YYYY-MM) label computed by the database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD" if unit == "day" else "YYYY-MM")
+    return func.strftime("%Y-%m-%d" if unit == "day" else "%Y-%m", column)
+
+
+def raised_series(start: datetime, end: datetime) -> tuple[str, dict[str, list[tuple[str, int]]]]:
+    """Money raised per day (ranges up to 62 days) or per month, one series per currency."""
+    unit = "day" if end - start <= timedelta(days=62) else "month"
+    bucket = _bucket(Donation.paid_at, unit).label("bucket")
+    rows = db.session.execute(
+        select(Donation.currency, bucket, func.sum(Donation.amount))
+        .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end)
+        .group_by(Donation.currency, bucket).order_by(bucket)
+    ).all()
+    labels = _labels(start, end, unit)
+    series: dict[str, dict[str, int]] = {}
+    for currency, label, total in rows:
+        series.setdefault(currency, {})[label] = int(total)
+    return unit, {c: [(label, values.get(label, 0)) for label in labels] for c, values in sorted(series.items())}
+
+
+def _labels(start: datetime, end: datetime, unit: str) -> list[str]:
+    labels, day = [], start.date()
+    while utc_day(day) < end:
+        label = day.isoformat() if unit == "day" else day.strftime("%Y-%m")
+        if not labels or labels[-1] != label:
+            labels.append(label)
+        day += timedelta(days=1)
+    return labels
+
+
+def month_ends(today: date, months: int = 12) -> list[tuple[str, datetime]]:
+    result, first = [], today.replace(day=1)
+    for _ in range(months):
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        result.append((first.strftime("%Y-%m"), utc_day(min(nxt, today + timedelta(days=1)))))
+        first = (first - timedelta(days=1)).replace(day=1)
+    return list(reversed(result))
+
+
+def recurring_history(today: date) -> dict:
+    """Active recurring supporters and monthly recurring revenue at the end of each of the last 12 months."""
+    supporters, revenue = [], {}
+    for label, end in month_ends(today):
+        alive = and_(RecurringDonation.created_at < end,
+                     or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= end),
+                     RecurringDonation.status != RecurringStatus.INCOMPLETE)
+        supporters.append((label, db.session.scalar(
+            select(func.count(RecurringDonation.supporter_id.distinct())).where(alive)) or 0))
+        monthly = case((RecurringDonation.frequency == Frequency.MONTHLY, RecurringDonation.amount), else_=0)
+        yearly = case((RecurringDonation.frequency == Frequency.YEARLY, RecurringDonation.amount), else_=0)
+        for currency, m, y in db.session.execute(select(RecurringDonation.currency, func.sum(monthly),
+                                                        func.sum(yearly)).where(alive)
+                                                 .group_by(RecurringDonation.currency)):
+            revenue.setdefault(currency, {})[label] = int(m or 0) + int(y or 0) // 12
+    labels = [label for label, _ in month_ends(today)]
+    return {"supporters": supporters,
+            "mrr": {c: [(label, v.get(label, 0)) for label in labels] for c, v in sorted(revenue.items())}}
+
+
+def supporters_gained_and_lost(today: date) -> list[tuple[str, int, int]]:
+    """Per month: supporters whose first gift it was, and recurring supporters who stopped."""
+    months = month_ends(today)
+    start = utc_day(date.fromisoformat(months[0][0] + "-01"))
+    first = (select(func.min(Donation.paid_at).label("first")).where(Donation.status.in_(PAID))
+             .group_by(Donation.supporter_id).subquery())
+    bucket = _bucket(first.c.first, "month").label("bucket")
+    gained = dict(db.session.execute(select(bucket, func.count()).where(first.c.first >= start)
+                                     .group_by(bucket)).all())
+    lost_bucket = _bucket(RecurringDonation.canceled_at, "month").label("bucket")
+    lost = dict(db.session.execute(select(lost_bucket, func.count()).where(RecurringDonation.canceled_at >= start)
+                                   .group_by(lost_bucket)).all())
+    return [(label, int(gained.get(label, 0)), int(lost.get(label, 0))) for label, _ in months]
+
+
+def top(start: datetime, end: datetime, by: str, limit: int = 5) -> dict[str, list[tuple[str, int]]]:
+    """The campaigns or articles that raised most in the period, per currency."""
+    key = Campaign.name if by == "campaign" else Donation.article_url
+    stmt = select(Donation.currency, key, func.sum(Donation.amount).label("total")).where(
+        Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end)
+    if by == "campaign":
+        stmt = stmt.join(Campaign, Donation.campaign_id == Campaign.id)
+    else:
+        stmt = stmt.where(Donation.article_url.is_not(None))
+    rows = db.session.execute(stmt.group_by(Donation.currency, key).order_by(func.sum(Donation.amount).desc())).all()
+    result: dict[str, list[tuple[str, int]]] = {}
+    for currency, name, total in rows:
+        if len(result.setdefault(currency, [])) < limit:
+            result[currency].append((name, int(total)))
+    return result

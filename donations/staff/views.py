@@ -1,0 +1,341 @@
+"""/staff: sign-in, dashboard, supporters, donations, refunds, campaigns, outbox, audit, users."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..campaigns.models import Campaign
+from ..campaigns.operations import ask_view
+from ..extensions import db, limiter
+from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
+from ..mail.models import EmailStatus, OutboxEmail
+from ..money import Money
+from ..payments.gateway import GatewayError
+from . import auth, charts
+from . import operations as ops
+from .forms import ActionForm, CampaignForm, LoginForm, RefundForm, UserChangeForm, UserForm
+from .models import AuditEntry, Role, StaffUser
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+@bp.after_request
+def no_store(response):
+    # Staff pages hold personal data: never cached by the browser or a proxy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _login_email_key() -> str:
+    return (request.form.get("email") or "").strip().lower()[:254] or "-"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("20 per 15 minutes", methods=["POST"])
+@limiter.limit("5 per 15 minutes", methods=["POST"], key_func=_login_email_key)
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = auth.find_user(form.email.data)
+        if auth.check_password(user, form.password.data):
+            auth.start_session(user)
+            auth.audit("sign_in", "staff_user", user.id, actor=user)
+            db.session.commit()
+            return redirect(url_for("staff.dashboard"), code=303)
+        auth.audit("sign_in", "staff_user", user.id if user else None, outcome="denied", actor=user,
+                   email=form.email.data.strip().lower()[:254])
+        db.session.commit()
+        form.password.errors = ["Email or password is not right."]  # the same words whatever was wrong
+    return render_template("staff/login.html", form=form), 401 if form.errors else 200
+
+
+@bp.post("/logout")
+def logout():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if current_user.is_authenticated:
+        auth.audit("sign_out", "staff_user", current_user.id)
+    auth.end_session()
+    db.session.commit()
+    flash("You are signed out.", "info")
+    return redirect(url_for("staff.login"), code=303)
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _fmt(currency: str):
+    return lambda minor: Money(minor, currency).format()
+
+
+@bp.get("/")
+@auth.require("dashboard")
+def dashboard():
+    today = date.today()
+    date_from, date_to = _date_arg("from"), _date_arg("to")
+    periods = ops.periods(today, date_from, date_to)
+    if len(periods) == 4:  # the chosen range
+        chart_period = periods[-1]
+    else:
+        first_month = date.fromisoformat(ops.month_ends(today)[0][0] + "-01")
+        chart_period = ops.Period("last 12 months", ops.utc_day(first_month), ops.utc_day(today + timedelta(days=1)))
+    unit, raised = ops.raised_series(chart_period.start, chart_period.end)
+    history = ops.recurring_history(today)
+    gained_lost = ops.supporters_gained_and_lost(today)
+    chart_list = [charts.bars(f"Money raised per {unit}, {currency} ({chart_period.label})", points, _fmt(currency))
+                  for currency, points in raised.items()]
+    chart_list += [charts.bars(f"Monthly recurring revenue, {currency}", points, _fmt(currency))
+                   for currency, points in history["mrr"].items()]
+    chart_list.append(charts.bars("Active recurring supporters", history["supporters"]))
+    chart_list.append(charts.bars("New versus lost supporters", [(m, g) for m, g, _ in gained_lost],
+                                  second=[(m, lost) for m, _, lost in gained_lost], legend=("new", "lost")))
+    return render_template(
+        "staff/dashboard.html", periods=[(p, ops.figures(p)) for p in periods], recurring=ops.recurring_now(),
+        charts=chart_list, top_campaigns=ops.top(chart_period.start, chart_period.end, "campaign"),
+        top_articles=ops.top(chart_period.start, chart_period.end, "article"), chart_period=chart_period,
+        date_from=date_from, date_to=date_to, Money=Money,
+    )
+
+
+def _filters() -> ops.Filters:
+    args = request.args
+    campaign = args.get("campaign", "")
+    before = args.get("before", "")
+    return ops.Filters(
+        q=args.get("q", "")[:200], kind=args.get("kind", "") if args.get("kind") in ops.SUPPORTER_KINDS else "",
+        campaign_id=int(campaign) if campaign.isdigit() else None,
+        currency=args.get("currency", "") if args.get("currency") in current_app.config["CURRENCIES"] else "",
+        date_from=_date_arg("from"), date_to=_date_arg("to"), before=int(before) if before.isdigit() else None,
+    )
+
+
+def _campaigns() -> list[Campaign]:
+    return list(db.session.scalars(select(Campaign).order_by(Campaign.name)))
+
+
+@bp.get("/supporters")
+@auth.require("supporters.read")
+def supporters():
+    filters = _filters()
+    rows, next_before = ops.search_supporters(filters)
+    return render_template("staff/supporters.html", rows=rows, next_before=next_before, filters=filters,
+                           kinds=ops.SUPPORTER_KINDS, campaigns=_campaigns())
+
+
+@bp.get("/supporters/<int:supporter_id>")
+@auth.require("supporters.read")
+def supporter(supporter_id: int):
+    person = db.get_or_404(Supporter, supporter_id)
+    return render_template("staff/supporter.html", supporter=person, action_form=ActionForm(),
+                           **ops.supporter_timeline(person))
+
+
+@bp.post("/supporters/<int:supporter_id>/donations/<int:donation_id>/resend")
+@auth.require("supporters.write")
+def resend_receipt(supporter_id: int, donation_id: int):
+    donation = db.get_or_404(Donation, donation_id)
+    if donation.supporter_id != supporter_id or not ActionForm().validate_on_submit():
+        abort(404 if donation.supporter_id != supporter_id else 400)
+    try:
+        ops.resend_receipt(donation)
+    except ops.StaffActionError as exc:
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"Receipt {donation.receipt_number} is on its way to {donation.supporter.email}.", "info")
+    return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)
+
+
+@bp.post("/supporters/<int:supporter_id>/recurring/<int:recurring_id>/cancel")
+@auth.require("supporters.write")
+def cancel_recurring(supporter_id: int, recurring_id: int):
+    from ..accounts.operations import NotAllowed, cancel
+
+    recurring = db.get_or_404(RecurringDonation, recurring_id)
+    if recurring.supporter_id != supporter_id or not ActionForm().validate_on_submit():
+        abort(404 if recurring.supporter_id != supporter_id else 400)
+    try:
+        cancel(recurring, at_period_end=request.form.get("when") != "now")
+    except (NotAllowed, GatewayError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        auth.audit("recurring.cancel", "recurring_donation", recurring.id, when=request.form.get("when", "period_end"))
+        db.session.commit()
+        flash("The recurring gift is cancelled; the supporter gets a confirmation.", "info")
+    return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)
+
+
+@bp.get("/donations")
+@auth.require("donations.read")
+def donations():
+    filters = _filters()
+    rows, next_before = ops.list_donations(filters)
+    return render_template("staff/donations.html", rows=rows, next_before=next_before, filters=filters,
+                           kinds=ops.SUPPORTER_KINDS, campaigns=_campaigns())
+
+
+@bp.get("/donations/<int:donation_id>")
+@auth.require("donations.read")
+def donation(donation_id: int):
+    gift = db.get_or_404(Donation, donation_id)
+    can_refund = current_user.role in auth.PERMISSIONS["donations.refund"]
+    return render_template("staff/donation.html", donation=gift, refund_form=RefundForm(), can_refund=can_refund, Money=Money,
+                           left=Money(gift.amount - gift.amount_refunded, gift.currency))
+
+
+@bp.post("/donations/<int:donation_id>/refund")
+@auth.require("donations.refund")
+def refund(donation_id: int):
+    gift = db.get_or_404(Donation, donation_id)
+    form = RefundForm()
+    back = redirect(url_for("staff.donation", donation_id=donation_id), code=303)
+    if not form.validate_on_submit():
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        return back
+    try:
+        ops.refund(gift, ops.parse_refund_amount(form.amount.data, gift), form.token.data)
+    except (ops.StaffActionError, GatewayError) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    db.session.commit()
+    flash("Refund requested. It shows here as soon as Stripe confirms it.", "info")
+    return back
+
+
+@bp.get("/campaigns")
+@auth.require("campaigns.read")
+def campaigns():
+    return render_template("staff/campaigns.html", campaigns=_campaigns())
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@auth.require("campaigns.read")
+def campaign(campaign_id: int):
+    item = db.get_or_404(Campaign, campaign_id)
+    form = CampaignForm(obj=item, default_frequency=item.default_frequency.value)
+    preset_text = {_preset_field(f, c): ", ".join(Money(a, c).major_str() for a in item.preset_amounts(f, c))
+                   for f in Frequency for c in current_app.config["CURRENCIES"]}
+    return _campaign_page(item, form, preset_text, ask_view(item, "en"))
+
+
+@bp.post("/campaigns/<int:campaign_id>")
+@auth.require("campaigns.write")
+def save_campaign(campaign_id: int):
+    """Save the ask, or (action=preview) show it with the typed copy without saving."""
+    item = db.get_or_404(Campaign, campaign_id)
+    form = CampaignForm()
+    currencies = current_app.config["CURRENCIES"]
+    preset_text = {_preset_field(f, c): (request.form.get(_preset_field(f, c)) or "")[:200]
+                   for f in Frequency for c in currencies}
+    preview = ask_view(item, "en")
+    if not form.validate_on_submit():
+        return _campaign_page(item, form, preset_text, preview, status=400)
+    try:
+        presets = {f.value: {c: ops.parse_presets(preset_text[_preset_field(f, c)], c) for c in currencies}
+                   for f in Frequency}
+    except ops.StaffActionError as exc:
+        return _campaign_page(item, form, preset_text, preview, error=str(exc), status=400)
+    values = dict(headline=form.headline.data, body=form.body.data, button_label=form.button_label.data,
+                  thank_you=form.thank_you.data, default_frequency=Frequency(form.default_frequency.data),
+                  presets=presets)
+    if request.form.get("action") == "preview":
+        currency = preview["currency"]
+        preview.update(
+            headline=values["headline"], button_label=values["button_label"], thank_you=values["thank_you"],
+            body=values["body"].replace("{publication}", current_app.config["PUBLICATION_NAME"]),
+            default_frequency=values["default_frequency"].value,
+            presets={f: [{"amount": a, "major": Money(a, currency).major_str(), "label": Money(a, currency).format()}
+                         for a in presets[f].get(currency, [])] for f in presets},
+        )
+        return _campaign_page(item, form, preset_text, preview)
+    ops.update_campaign(item, **values)
+    db.session.commit()
+    flash("Saved. The ask shows the new copy everywhere now.", "info")
+    return redirect(url_for("staff.campaign", campaign_id=campaign_id), code=303)
+
+
+def _preset_field(frequency: Frequency, currency: str) -> str:
+    return f"presets_{frequency.value}_{currency}"
+
+
+def _campaign_page(item, form, preset_text, preview, error=None, status=200):
+    return render_template("staff/campaign.html", campaign=item, form=form, preset_text=preset_text,
+                           currencies=current_app.config["CURRENCIES"], frequencies=list(Frequency), error=error,
+                           ask=preview, donate_url="#", preset_field=_preset_field,
+                           can_edit=current_user.role in auth.PERMISSIONS["campaigns.write"]), status
+
+
+@bp.get("/emails")
+@auth.require("emails.read")
+def outbox():
+    status = request.args.get("status", "")
+    stmt = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(200)
+    if status in {s.value for s in EmailStatus}:
+        stmt = stmt.where(OutboxEmail.status == EmailStatus(status))
+    return render_template("staff/emails.html", rows=list(db.session.scalars(stmt)), status=status)
+
+
+@bp.get("/audit")
+@auth.require("audit.read")
+def audit_log():
+    before = request.args.get("before", "")
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(ops.PAGE + 1)
+    if before.isdigit():
+        stmt = stmt.where(AuditEntry.id < int(before))
+    rows = list(db.session.scalars(stmt))
+    return render_template("staff/audit.html", rows=rows[:ops.PAGE],
+                           next_before=rows[ops.PAGE - 1].id if len(rows) > ops.PAGE else None)
+
+
+@bp.get("/users")
+@auth.require("users.read")
+def users():
+    return _users_page(UserForm(formdata=None))
+
+
+@bp.post("/users")
+@auth.require("users.write")
+def create_user():
+    form = UserForm()
+    if form.validate_on_submit():
+        if auth.find_user(form.email.data):
+            form.email.errors = ["A staff user with this address exists."]
+        else:
+            user = auth.create_user(form.email.data, Role(form.role.data), form.password.data)
+            auth.audit("user.create", "staff_user", user.id, email=user.email, role=user.role.value)
+            db.session.commit()
+            flash(f"{user.email} can sign in now.", "info")
+            return redirect(url_for("staff.users"), code=303)
+    return _users_page(form, status=400)
+
+
+def _users_page(form, status=200):
+    rows = list(db.session.scalars(select(StaffUser).order_by(StaffUser.email)))
+    return render_template("staff/users.html", rows=rows, form=form, change_form=UserChangeForm(formdata=None),
+                           roles=list(Role)), status
+
+
+@bp.post("/users/<int:user_id>")
+@auth.require("users.write")
+def change_user(user_id: int):
+    user = db.get_or_404(StaffUser, user_id)
+    form = UserChangeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        ops.change_user(user, role=Role(form.role.data), active=form.active.data == "1", actor=current_user)
+    except ops.StaffActionError as exc:
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"{user.email} is saved.", "info")
+    return redirect(url_for("staff.users"), code=303)
