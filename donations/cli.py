@@ -54,6 +54,12 @@ def register_cli(app: Flask) -> None:
 
         if end < start:
             raise click.BadParameter("--to is before --from", param_hint="--to")
+        from .extensions import db
+        from .staff.auth import audit
+
+        audit("export", "donations", None, actor=None, email="cli", start=str(start), end=str(end),
+              output=output or "stdout")
+        db.session.commit()
         if output:
             with open(output, "w", newline="", encoding="utf-8") as out:
                 count = write_donations_csv(out, start, end)
@@ -106,19 +112,22 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo(f"created {role} {email}")
 
-    @users.command("ensure-demo")
-    def users_ensure_demo():
-        """Development only: make sure a demo admin exists, and print how to sign in."""
+    @app.cli.command("seed-demo")
+    def seed_demo():
+        """Development only: a demo admin, and a year of made-up gifts for the dashboard (once)."""
+        from . import demo
         from .extensions import db
         from .staff.auth import create_user, find_user
         from .staff.models import Role
 
         if app.config["DONATIONS_ENV"] == "production":
-            raise click.ClickException("no demo users in production")
+            raise click.ClickException("no demo content in production")
         email, password = "admin@example.org", "demo-admin-password"
         if find_user(email) is None:
             create_user(email, Role.ADMIN, password)
-            db.session.commit()
+        added = demo.seed()
+        db.session.commit()
+        click.echo(f"demo: {added} gifts added" if added else "demo: the ledger has gifts already")
         click.echo(f"Staff sign-in: {app.config['PUBLIC_URL']}/staff/login  {email} / {password}")
 
     for group in (outbox, scheduler, export, sandbox, users):

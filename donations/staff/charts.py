@@ -42,4 +42,4 @@ def bars(title: str, points: list[tuple[str, int]], fmt: Callable[[int], str] = 
             parts.append(f'<rect x="{LEFT + 8 + n * 110}" y="2" width="10" height="10" fill="{COLOURS[n]}"/>'
                          f'<text x="{LEFT + 22 + n * 110}" y="11" font-size="11">{escape(name)}</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup(f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}</figure>')
