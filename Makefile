@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: install
 	$(FLASK) db upgrade
-	$(FLASK) users ensure-demo
+	$(FLASK) seed-demo
 	@echo "Donations demo: http://$(HOST):$(PORT)/  (sandbox payments, emails in the outbox and the log)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(FLASK) scheduler run & \

@@ -1,0 +1,252 @@
+"""The role matrix: every staff route and method, for admin, staff, accountant and anonymous visitors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import url_for
+
+from donations.extensions import db
+from donations.ledger.models import Frequency, RecurringDonation, RecurringStatus
+from donations.staff import views as staff_views
+from donations.staff.auth import PERMISSIONS
+from donations.staff.models import AuditEntry, Role
+from tests.staff_helpers import (
+    audit_rows,
+    campaign_form,
+    default_campaign_id,
+    in_app,
+    is_sign_in_redirect,
+    login_csrf,
+    make_user,
+    new_token,
+    signed_in,
+    webhook_gift,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    endpoint: str
+    path: str  #: with {supporter}, {donation}, {recurring}, {campaign}, {user} filled in from the world
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+#: Every staff route and method, except sign-in and sign-out (which everyone may use).
+ROUTES = [
+    Route("GET", "staff.dashboard", "/staff/"),
+    Route("GET", "staff.supporters", "/staff/supporters"),
+    Route("GET", "staff.supporter", "/staff/supporters/{supporter}"),
+    Route("POST", "staff.resend_receipt", "/staff/supporters/{supporter}/donations/{donation}/resend"),
+    Route("POST", "staff.cancel_recurring", "/staff/supporters/{supporter}/recurring/{recurring}/cancel"),
+    Route("GET", "staff.donations", "/staff/donations"),
+    Route("GET", "staff.donation", "/staff/donations/{donation}"),
+    Route("POST", "staff.refund", "/staff/donations/{donation}/refund"),
+    Route("GET", "staff.campaigns", "/staff/campaigns"),
+    Route("GET", "staff.campaign", "/staff/campaigns/{campaign}"),
+    Route("POST", "staff.save_campaign", "/staff/campaigns/{campaign}"),
+    Route("GET", "staff.outbox", "/staff/emails"),
+    Route("GET", "staff.audit_log", "/staff/audit"),
+    Route("GET", "staff.users", "/staff/users"),
+    Route("POST", "staff.create_user", "/staff/users"),
+    Route("POST", "staff.change_user", "/staff/users/{user}"),
+]
+ROLES = [Role.ADMIN, Role.STAFF, Role.ACCOUNTANT]
+
+
+def route(method: str, endpoint: str) -> Route:
+    return next(r for r in ROUTES if (r.method, r.endpoint) == (method, endpoint))
+
+
+@pytest.fixture
+def world(client) -> dict:
+    """One supporter with a paid gift (through the webhook) and a monthly gift, another staff user."""
+    app = client.application
+    donation = webhook_gift(client, email="matrix@example.com")
+    with in_app(app):
+        from donations.ledger.models import Donation
+
+        gift = db.session.get(Donation, donation)
+        recurring = RecurringDonation(supporter_id=gift.supporter_id, amount=1000, currency="EUR",
+                                      frequency=Frequency.MONTHLY, status=RecurringStatus.ACTIVE,
+                                      stripe_subscription_id="sub_test_matrix")
+        db.session.add(recurring)
+        db.session.commit()
+        ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id}
+    ids["campaign"] = default_campaign_id(app)
+    ids["user"] = make_user(app, "staff", "target@example.org")[0]
+    return ids
+
+
+def form_for(r: Route, app, world: dict, role: str) -> dict:
+    """A valid form for each POST route, so that a permitted user gets 200 or 303."""
+    return {
+        "staff.resend_receipt": {},
+        "staff.cancel_recurring": {"when": "period_end"},
+        "staff.refund": {"amount": "1.00", "token": new_token()},
+        "staff.save_campaign": campaign_form(app, world["campaign"], headline=f"Edited by {role}"),
+        "staff.create_user": {"email": f"new-{role}@example.org", "role": "staff", "password": "a" * 16},
+        "staff.change_user": {"role": "accountant", "active": "1"},
+    }.get(r.endpoint, {})
+
+
+def request_as(staff, r: Route, world: dict):
+    path = r.path.format(**world)
+    if r.method == "GET":
+        return path, staff.get(path)
+    return path, staff.post(path, form_for(r, staff.client.application, world, staff.role.value))
+
+
+def permission_of(endpoint: str) -> str:
+    """The permission a staff view declares (donations.staff.auth.require sets it on the view)."""
+    return getattr(staff_views, endpoint.removeprefix("staff.")).permission
+
+
+def permitted(r: Route, role: Role) -> bool:
+    """What donations.staff.auth.PERMISSIONS says for this route's permission."""
+    return role in PERMISSIONS[permission_of(r.endpoint)]
+
+
+ALLOWED = [(role, r) for r in ROUTES for role in ROLES if permitted(r, role)]
+DENIED = [(role, r) for r in ROUTES for role in ROLES if not permitted(r, role)]
+
+
+def case_id(case) -> str:
+    role, r = case
+    return f"{role.value} {r.id}"
+
+
+@pytest.mark.parametrize("case", ALLOWED, ids=case_id)
+def test_permitted_role_gets_200_or_303(client, world, case):
+    role, r = case
+    staff = signed_in(client, role)
+    path, response = request_as(staff, r, world)
+
+    assert response.status_code in (200, 303), response.status_code
+    assert audit_rows(client.application, AuditEntry.outcome == "denied") == []
+
+
+@pytest.mark.parametrize("case", DENIED, ids=case_id)
+def test_forbidden_role_gets_403(client, world, case):
+    role, r = case
+    staff = signed_in(client, role)
+    path, response = request_as(staff, r, world)
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("case", DENIED, ids=case_id)
+def test_every_denied_attempt_writes_a_denied_audit_entry(client, world, case):
+    role, r = case
+    staff = signed_in(client, role)
+    path, response = request_as(staff, r, world)
+
+    assert response.status_code == 403
+    [entry] = audit_rows(client.application, AuditEntry.outcome == "denied")
+    assert entry["action"] == "denied"
+    assert entry["actor_id"] == staff.id and entry["actor_email"] == staff.email
+    assert entry["ip"] == "127.0.0.1"
+    assert entry["detail"]["path"] == path and entry["detail"]["method"] == r.method
+    assert entry["detail"]["permission"] == permission_of(r.endpoint)
+
+
+def test_the_matrix_has_both_outcomes_for_every_role_but_admin():
+    assert {role for role, _ in DENIED} == {Role.STAFF, Role.ACCOUNTANT}
+    assert len(ALLOWED) + len(DENIED) == len(ROUTES) * len(ROLES)
+
+
+def status_of(client, world, role: str, method: str, endpoint: str) -> int:
+    staff = signed_in(client, role)
+    return request_as(staff, route(method, endpoint), world)[1].status_code
+
+
+@pytest.mark.parametrize("method, endpoint", [
+    ("POST", "staff.refund"),
+    ("POST", "staff.save_campaign"),
+    ("POST", "staff.resend_receipt"),
+    ("POST", "staff.cancel_recurring"),
+    ("GET", "staff.users"),
+    ("POST", "staff.create_user"),
+    ("POST", "staff.change_user"),
+])
+def test_accountant_is_forbidden_to_change_anything(client, world, method, endpoint):
+    assert status_of(client, world, "accountant", method, endpoint) == 403
+
+
+@pytest.mark.parametrize("method, endpoint", [
+    ("GET", "staff.dashboard"), ("GET", "staff.supporters"), ("GET", "staff.supporter"), ("GET", "staff.donations"),
+    ("GET", "staff.donation"), ("GET", "staff.campaigns"), ("GET", "staff.campaign"), ("GET", "staff.audit_log"),
+])
+def test_accountant_can_read(client, world, method, endpoint):
+    assert status_of(client, world, "accountant", method, endpoint) == 200
+
+
+@pytest.mark.parametrize("method, endpoint", [
+    ("GET", "staff.users"), ("POST", "staff.create_user"), ("POST", "staff.change_user"),
+])
+def test_staff_is_forbidden_the_users_pages(client, world, method, endpoint):
+    assert status_of(client, world, "staff", method, endpoint) == 403
+
+
+@pytest.mark.parametrize("method, endpoint", [
+    ("POST", "staff.refund"), ("POST", "staff.save_campaign"), ("POST", "staff.resend_receipt"),
+    ("POST", "staff.cancel_recurring"), ("GET", "staff.outbox"),
+])
+def test_staff_may_refund_edit_campaigns_resend_and_cancel(client, world, method, endpoint):
+    assert status_of(client, world, "staff", method, endpoint) in (200, 303)
+
+
+@pytest.mark.parametrize("r", ROUTES, ids=lambda r: r.id)
+def test_admin_is_allowed_everywhere(client, world, r):
+    assert status_of(client, world, "admin", r.method, r.endpoint) in (200, 303)
+
+
+def test_the_permission_table_says_what_the_issue_asks():
+    assert PERMISSIONS["donations.refund"] == {Role.ADMIN, Role.STAFF}
+    assert PERMISSIONS["campaigns.write"] == {Role.ADMIN, Role.STAFF}
+    assert PERMISSIONS["supporters.write"] == {Role.ADMIN, Role.STAFF}
+    assert PERMISSIONS["users.read"] == PERMISSIONS["users.write"] == {Role.ADMIN}
+    assert all(Role.ADMIN in roles for roles in PERMISSIONS.values())
+
+
+@pytest.mark.parametrize("r", ROUTES, ids=lambda r: r.id)
+def test_anonymous_visitors_are_sent_to_sign_in(client, world, r):
+    path = r.path.format(**world)
+    if r.method == "GET":
+        response = client.get(path)
+    else:  # with a valid CSRF token, so that only the sign-in check stands in the way
+        response = client.post(path, data={"csrf_token": login_csrf(client),
+                                           **form_for(r, client.application, world, "anonymous")})
+
+    assert is_sign_in_redirect(response), (response.status_code, response.headers.get("Location"))
+    if r.method == "GET":
+        assert parse_qs(urlsplit(response.headers["Location"]).query)["next"] == [path]
+    assert [a for a in audit_rows(client.application) if a["outcome"] == "ok" and a["action"] != "sign_in"] == []
+
+
+def test_every_staff_route_is_in_the_matrix(app):
+    """A new /staff route cannot be forgotten: it must be added to ROUTES (and so to the matrix)."""
+    covered = {(r.method, r.endpoint) for r in ROUTES}
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/staff/") or rule.endpoint in ("staff.login", "staff.logout", "staff.static"):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            found.add((method, rule.endpoint))
+    assert found == covered
+
+
+def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
+    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5}
+    with app.test_request_context():
+        for r in ROUTES:
+            view = app.view_functions[r.endpoint]
+            assert view is getattr(staff_views, r.endpoint.removeprefix("staff."))
+            assert getattr(view, "permission", None) in PERMISSIONS, r.endpoint
+            args = {f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
+            assert url_for(r.endpoint, **args) == r.path.format(**world)
