@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key"
@@ -68,7 +67,6 @@ class Config:
         #: Staff sessions end after this long without a request, and this long after sign-in whatever happens.
         self.STAFF_IDLE_MINUTES = int(env.get("STAFF_IDLE_MINUTES", "30"))
         self.STAFF_ABSOLUTE_HOURS = int(env.get("STAFF_ABSOLUTE_HOURS", "12"))
-        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.STAFF_ABSOLUTE_HOURS)
         #: argon2-cffi parameter profile for staff passwords (argon2.profiles).
         self.ARGON2_PROFILE = "RFC_9106_LOW_MEMORY"
         if not self.STRIPE_SECRET_KEY and not self.STRIPE_WEBHOOK_SECRET:

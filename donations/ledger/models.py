@@ -206,6 +206,21 @@ class Donation(db.Model):
         return True
 
 
+class RecurringChange(db.Model):
+    """One change of a recurring gift (started, status, amount, frequency, cancellation, pause), as Stripe
+    reported it; the staff see them as the gift's history. Out-of-order events add their change when applied."""
+
+    __tablename__ = "recurring_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recurring_donation_id: Mapped[int] = mapped_column(ForeignKey("recurring_donations.id"), index=True)
+    #: Stripe's time of the event that made the change.
+    at: Mapped[datetime]
+    what: Mapped[str] = mapped_column(String(32))
+    old: Mapped[str | None] = mapped_column(String(64))
+    new: Mapped[str | None] = mapped_column(String(64))
+
+
 class ReceiptSequence(db.Model):
     """The last receipt number given in a year; locked while the next one is taken, so numbers have no gaps."""
 

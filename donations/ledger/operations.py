@@ -16,6 +16,7 @@ from .models import (
     DonationStatus,
     Frequency,
     ReceiptSequence,
+    RecurringChange,
     RecurringDonation,
     RecurringStatus,
     Supporter,
@@ -180,7 +181,20 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
     db.session.add(recurring)
     attempt.status = AttemptStatus.COMPLETED
     db.session.flush()
+    _note(recurring, recurring.created_at, "started", None, f"{recurring.money} {recurring.frequency.value}")
     return recurring
+
+
+def _note(recurring: RecurringDonation, at: datetime, what: str, old: object, new: object) -> None:
+    """Keep one change of a recurring gift for the staff's timeline."""
+    def text(value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.date().isoformat()
+        return str(getattr(value, "value", value))[:64]
+
+    db.session.add(RecurringChange(recurring_donation_id=recurring.id, at=at, what=what, old=text(old), new=text(new)))
 
 
 def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime) -> None:
@@ -194,7 +208,9 @@ def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime
         return  # Stripe's snapshot from before the first payment: a gift never goes back to incomplete
     if recurring.status_at is not None and at < recurring.status_at:
         return
-    recurring.transition(new)
+    old = recurring.status
+    if recurring.transition(new):
+        _note(recurring, at, "status", old.value, new.value)
     recurring.status_at = at
     if new is RecurringStatus.CANCELED:
         recurring.canceled_at = recurring.canceled_at or at
@@ -321,11 +337,17 @@ def apply_subscription(subscription: dict[str, Any], at: datetime) -> str:
         _extend_period(recurring, _timestamp(items[0].get("current_period_end")))
     if items and (recurring.terms_at is None or at >= recurring.terms_at):
         price = items[0]["price"]
-        recurring.amount = price["unit_amount"] * (items[0].get("quantity") or 1)
-        recurring.currency = price["currency"].upper()
-        recurring.frequency = Frequency.from_interval(price["recurring"]["interval"])
-        recurring.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
-        recurring.paused_until = _timestamp((subscription.get("pause_collection") or {}).get("resumes_at"))
+        terms = {
+            "amount": price["unit_amount"] * (items[0].get("quantity") or 1),
+            "currency": price["currency"].upper(),
+            "frequency": Frequency.from_interval(price["recurring"]["interval"]),
+            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
+            "paused_until": _timestamp((subscription.get("pause_collection") or {}).get("resumes_at")),
+        }
+        for field, value in terms.items():
+            if getattr(recurring, field) != value:
+                _note(recurring, at, field, getattr(recurring, field), value)
+                setattr(recurring, field, value)
         recurring.terms_at = at
     if subscription.get("status") == "canceled":
         recurring.canceled_at = _timestamp(subscription.get("canceled_at")) or recurring.canceled_at or at

@@ -98,7 +98,6 @@ def start_session(user: StaffUser) -> None:
     db.session.add(StaffSession(id=sid, user_id=user.id, ip=client_ip()))
     user.last_login_at = now_utc()
     session["staff_sid"] = sid
-    session.permanent = True
     login_user(user)
 
 

@@ -9,7 +9,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..campaigns.models import Campaign
 from ..extensions import db
-from ..ledger.models import Donation, DonationStatus, Frequency, RecurringDonation, RecurringStatus, Supporter
+from ..ledger.models import (
+    Donation,
+    DonationStatus,
+    Frequency,
+    RecurringChange,
+    RecurringDonation,
+    RecurringStatus,
+    Supporter,
+)
 from ..mail import emails
 from ..mail.models import OutboxEmail
 from ..money import Money, MoneyError
@@ -123,9 +131,20 @@ def supporter_timeline(supporter: Supporter) -> dict:
         "recurring": list(db.session.scalars(select(RecurringDonation)
                                              .where(RecurringDonation.supporter_id == supporter.id)
                                              .order_by(RecurringDonation.created_at.desc()))),
+        "changes": _changes_by_gift(supporter),
         "emails": list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.to_address == supporter.email)
                                           .order_by(OutboxEmail.created_at.desc()).limit(100))),
     }
+
+
+def _changes_by_gift(supporter: Supporter) -> dict[int, list[RecurringChange]]:
+    rows = db.session.scalars(
+        select(RecurringChange).join(RecurringDonation, RecurringChange.recurring_donation_id == RecurringDonation.id)
+        .where(RecurringDonation.supporter_id == supporter.id).order_by(RecurringChange.at, RecurringChange.id))
+    result: dict[int, list[RecurringChange]] = {}
+    for change in rows:
+        result.setdefault(change.recurring_donation_id, []).append(change)
+    return result
 
 
 def resend_receipt(donation: Donation) -> None:
