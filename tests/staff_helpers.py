@@ -8,14 +8,12 @@ context Flask-Login would carry ``g._login_user`` from one request, or one brows
 """
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -26,6 +24,7 @@ from sqlalchemy import func, select
 from donations.campaigns.models import Campaign
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, Supporter
+from donations.money import Money
 from donations.staff.auth import create_user
 from donations.staff.models import AuditEntry, Role, StaffSession, StaffUser
 from tests.factories import checkout_session, event, make_attempt, post_event
@@ -180,8 +179,6 @@ def default_campaign_id(app: Flask) -> int:
 
 def campaign_form(app: Flask, campaign_id: int, **overrides) -> dict:
     """The campaign editor's fields filled in with what is saved now, then ``overrides``."""
-    from donations.money import Money
-
     with in_app(app):
         campaign = db.session.get(Campaign, campaign_id)
         data = {"headline": campaign.headline, "body": campaign.body, "button_label": campaign.button_label,
@@ -229,10 +226,6 @@ def new_token() -> str:
 
 
 # -- reading HTML --------------------------------------------------------------------------------
-
-def links(html: str, pattern: str) -> list[str]:
-    return [unescape(m) for m in re.findall(pattern, html)]
-
 
 class ActiveContent(HTMLParser):
     """Collects what a browser would run: script bodies, on* attributes, javascript: URLs."""

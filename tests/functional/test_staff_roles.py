@@ -8,7 +8,7 @@ import pytest
 from flask import url_for
 
 from donations.extensions import db
-from donations.ledger.models import Frequency, RecurringDonation, RecurringStatus
+from donations.ledger.models import Donation, Frequency, RecurringDonation, RecurringStatus
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
 from donations.staff.models import AuditEntry, Role
@@ -69,8 +69,6 @@ def world(client) -> dict:
     app = client.application
     donation = webhook_gift(client, email="matrix@example.com")
     with in_app(app):
-        from donations.ledger.models import Donation
-
         gift = db.session.get(Donation, donation)
         recurring = RecurringDonation(supporter_id=gift.supporter_id, amount=1000, currency="EUR",
                                       frequency=Frequency.MONTHLY, status=RecurringStatus.ACTIVE,
