@@ -206,6 +206,19 @@ class Donation(db.Model):
         return True
 
 
+class Refund(db.Model):
+    """Money given back on a donation, one row per refund as Stripe's charge reported it, dated when booked."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class RecurringChange(db.Model):
     """One change of a recurring gift (started, status, amount, frequency, cancellation, pause), as Stripe
     reported it; the staff see them as the gift's history. Out-of-order events add their change when applied."""

@@ -19,6 +19,7 @@ from .models import (
     RecurringChange,
     RecurringDonation,
     RecurringStatus,
+    Refund,
     Supporter,
 )
 
@@ -137,6 +138,8 @@ def record_charge_refunded(charge: dict[str, Any], at: datetime) -> str:
     if refunded <= donation.amount_refunded:
         return f"donation {donation.id}: refund already booked"
     donation.transition(DonationStatus.REFUNDED if refunded >= donation.amount else DonationStatus.PARTIALLY_REFUNDED)
+    db.session.add(Refund(donation_id=donation.id, amount=refunded - donation.amount_refunded,
+                          currency=donation.currency, refunded_at=at))
     donation.amount_refunded = refunded
     donation.refunded_at = at
     return f"donation {donation.id} {donation.status.value} ({refunded} refunded)"

@@ -93,7 +93,7 @@ def audit(action: str, object_type: str | None = None, object_id: object = None,
 
 def start_session(user: StaffUser) -> None:
     """Sign in: a fresh session (nothing carried over from before), backed by a new server-side row."""
-    session.clear()
+    end_session()  # a sign-in over an open session ends that one first
     sid = secrets.token_urlsafe(32)
     db.session.add(StaffSession(id=sid, user_id=user.id, ip=client_ip()))
     user.last_login_at = now_utc()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, event
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..db import enum_column, now_utc
 from ..extensions import db
@@ -87,6 +87,12 @@ class AuditEntry(db.Model):
 
 class AuditLogIsAppendOnly(RuntimeError):
     pass
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state):
+    if (state.is_update or state.is_delete) and any(m.class_ is AuditEntry for m in state.all_mappers):
+        raise AuditLogIsAppendOnly("audit entries are never changed or deleted")
 
 
 @event.listens_for(AuditEntry, "before_update")

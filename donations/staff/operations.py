@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
+from flask import current_app
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -16,11 +17,12 @@ from ..ledger.models import (
     RecurringChange,
     RecurringDonation,
     RecurringStatus,
+    Refund,
     Supporter,
 )
 from ..mail import emails
 from ..mail.models import OutboxEmail
-from ..money import Money, MoneyError
+from ..money import Money, MoneyError, check_amount
 from ..payments.gateway import get_gateway
 from .auth import audit
 from .models import AuditEntry, Role, StaffUser
@@ -169,9 +171,14 @@ def refund(donation: Donation, amount: Money, token: str) -> None:
         raise StaffActionError(f"At most {Money(left, donation.currency).format()} is left to refund.")
     if not donation.stripe_payment_intent_id:
         raise StaffActionError("The payment behind this donation is not known yet; try again in a minute.")
-    get_gateway().refund(donation.stripe_payment_intent_id, amount=amount.amount,
-                         idempotency_key=f"donations-refund-{donation.id}-{token}")
-    audit("donation.refund", "donation", donation.id, amount=amount.amount, currency=amount.currency)
+    answer = get_gateway().refund(donation.stripe_payment_intent_id, amount=amount.amount,
+                                  idempotency_key=f"donations-refund-{donation.id}-{token}")
+    already = db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "donation.refund", AuditEntry.object_id == str(donation.id),
+        AuditEntry.detail["refund_id"].as_string() == answer["id"]))
+    if not already:  # a double-submitted form gets Stripe's first answer again: one refund, one entry
+        audit("donation.refund", "donation", donation.id, amount=amount.amount, currency=amount.currency,
+              refund_id=answer["id"])
 
 
 def parse_refund_amount(text: str, donation: Donation) -> Money:
@@ -193,6 +200,11 @@ def parse_presets(text: str, currency: str) -> list[int]:
             raise StaffActionError(f"{currency}: {exc}") from None
     if any(a <= 0 for a in amounts) or len(amounts) > 6:
         raise StaffActionError(f"{currency}: up to 6 amounts, each more than zero.")
+    for amount in amounts:  # a preset a reader could not give would only produce an error
+        try:
+            check_amount(Money(amount, currency), current_app.config)
+        except MoneyError as exc:
+            raise StaffActionError(f"{currency}: {exc}") from None
     return amounts
 
 
@@ -262,9 +274,9 @@ def figures(period: Period) -> dict:
         .where(Donation.status.in_(PAID), in_period).group_by(Donation.currency)
     ).all()
     refunds = db.session.execute(
-        select(Donation.currency, func.sum(Donation.amount_refunded))
-        .where(Donation.refunded_at >= period.start, Donation.refunded_at < period.end)
-        .group_by(Donation.currency)
+        select(Refund.currency, func.sum(Refund.amount))
+        .where(Refund.refunded_at >= period.start, Refund.refunded_at < period.end)
+        .group_by(Refund.currency)
     ).all()
     first_gift = (select(func.min(Donation.paid_at).label("first"))
                   .where(Donation.status.in_(PAID)).group_by(Donation.supporter_id).subquery())

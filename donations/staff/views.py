@@ -35,7 +35,8 @@ def _login_email_key() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("20 per 15 minutes", methods=["POST"])
-@limiter.limit("5 per 15 minutes", methods=["POST"], key_func=_login_email_key)
+@limiter.limit("5 per 15 minutes", methods=["POST"], key_func=_login_email_key,
+               deduct_when=lambda response: response.status_code != 303)  # only failed attempts count
 def login():
     form = LoginForm()
     if form.validate_on_submit():

@@ -232,8 +232,6 @@ def test_an_unknown_campaign_is_404(client, staff):
     assert staff.get("/staff/campaigns/999999").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_presets says 'each a valid gift' but only checks > 0: a preset "
-                                       "below Stripe's minimum charge or above MAX_AMOUNTS is saved and offered")
 @pytest.mark.parametrize("presets", ["0.10, 25", "25, 50000"])
 def test_presets_outside_the_gift_limits_are_refused(client, campaign, staff, presets):
     before = campaign_snapshot(client.application, campaign)

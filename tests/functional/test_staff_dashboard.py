@@ -157,9 +157,6 @@ def test_refunds_of_today_are_shown_per_currency(client, staff):
     assert amounts(row(dashboard(staff), "Refunds")[0]) == ["€10.00"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the Refunds figure sums Donation.amount_refunded (the running total) by "
-                                       "Donation.refunded_at (the latest refund), so an earlier refund moves into "
-                                       "the period of the latest one")
 def test_each_refund_counts_in_the_period_it_was_made(client, staff):
     gift = webhook_gift(client, 2500, "EUR")
     refund_event(client, gift, 1000, days_ago=3)  # €10.00 three days ago

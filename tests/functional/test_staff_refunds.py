@@ -268,8 +268,6 @@ def test_refund_is_audited_with_amount_and_currency(client, gift, staff):
     assert entry["ip"] == "127.0.0.1"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a double-submitted refund form refunds once but is audited as two "
-                                       "refunds (the gateway's idempotent replay is not told apart)")
 def test_a_double_submitted_refund_is_audited_once(client, gift, staff):
     form = refund_form(staff, gift)
     refund(staff, gift, "12.50", form)

@@ -228,8 +228,6 @@ def test_account_limit_does_not_lock_out_other_accounts(client):
     assert attempt(client, other, "198.51.100.1", PASSWORD).status_code == 303
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the per-account limit counts every POST, so a sixth successful "
-                                       "sign-in within 15 minutes is refused although no attempt was bad")
 def test_successful_sign_ins_do_not_use_up_the_account_limit(client):
     _, email = make_user(client.application, "staff")
     for _ in range(5):
