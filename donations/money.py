@@ -1,8 +1,9 @@
 """Money: integer minor units plus an ISO 4217 code. Exponents and display come from Babel."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_currency_precision, list_currencies
@@ -17,6 +18,8 @@ MINIMUM_CHARGE: dict[str, int] = {
 }
 
 _KNOWN = frozenset(list_currencies())
+#: An amount in major units as readers type it: digits, and a point or comma before the decimals.
+_AMOUNT = re.compile(r"-?[0-9]{1,30}(?:[.,](?P<decimals>[0-9]+))?")
 
 
 class MoneyError(ValueError):
@@ -57,25 +60,18 @@ class Money:
         currency = normalise_currency(currency)
         if not isinstance(text, (str, int)) or isinstance(text, bool):
             raise MoneyError("Enter an amount such as 25 or 25.50.")
-        raw = str(text).strip().replace(",", ".") if isinstance(text, str) else str(text)
-        if not raw or len(raw) > 20:
+        match = _AMOUNT.fullmatch(text.strip() if isinstance(text, str) else str(text))
+        if match is None:  # no exponents, separators, spaces or non-ASCII digits: only what a reader types
             raise MoneyError("Enter an amount such as 25 or 25.50.")
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            raise MoneyError("Enter an amount such as 25 or 25.50.") from None
-        if not value.is_finite():
-            raise MoneyError("Enter an amount such as 25 or 25.50.")
-        if value.adjusted() > 15:  # before scaling: "1e999999999" would overflow the decimal context
-            raise MoneyError("That amount is too large.")
         exponent = currency_exponent(currency)
-        minor = value.scaleb(exponent)
-        if minor != minor.to_integral_value():
+        if len(match.group("decimals") or "") > exponent:
+            # Also "10,000" in EUR: read as ten with three decimals, it would charge a thousandth of what was meant.
             places = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
             raise MoneyError(f"{currency} amounts have {places}.")
+        minor = int(Decimal(match.group(0).replace(",", ".")).scaleb(exponent))
         if abs(minor) > 10**15:
             raise MoneyError("That amount is too large.")
-        return cls(int(minor), currency)
+        return cls(minor, currency)
 
     @property
     def exponent(self) -> int:
