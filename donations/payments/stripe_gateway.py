@@ -49,7 +49,7 @@ class StripeGateway:
                             idempotency_key: str) -> dict:
         """https://docs.stripe.com/billing/subscriptions/change-price"""
         subscription = self._call(f"subscription {subscription_id}", self.client.v1.subscriptions.retrieve,
-                                  subscription_id)
+                                  subscription_id).to_dict()
         item = subscription["items"]["data"][0]
         params = {
             "items": [{
@@ -64,6 +64,10 @@ class StripeGateway:
             }],
             "proration_behavior": "none",
         }
+        if item["price"]["recurring"]["interval"] != interval and item.get("current_period_end"):
+            # A new interval resets the billing anchor and would charge the new price at once; a trial
+            # until the end of the period already paid for moves the first new charge to that day.
+            params["trial_end"] = item["current_period_end"]
         return self._update(subscription_id, params, {"idempotency_key": idempotency_key})
 
     def pause_subscription(self, subscription_id: str, *, resumes_at: int) -> dict:

@@ -155,7 +155,8 @@ class FakeStripeBilling(FakeStripe):
     def _update_subscription(self, subscription: dict, form: dict[str, str]) -> tuple[int, dict]:
         if subscription["status"] == "canceled":
             return _invalid("A canceled subscription can only update its cancellation_details and metadata.")
-        known = ("items[", "pause_collection", "cancel_at_period_end", "proration_behavior", "metadata[")
+        known = ("items[", "pause_collection", "cancel_at_period_end", "proration_behavior", "metadata[",
+                 "trial_end")
         for name in form:
             if not name.startswith(known):
                 return _invalid(f"Received unknown parameter: {name}", name)
@@ -355,6 +356,19 @@ def test_change_retrieves_the_subscription_and_posts_a_new_price_without_prorati
     price = result["items"]["data"][0]["price"]
     assert (price["unit_amount"], price["currency"], price["recurring"]["interval"]) == (1550, "eur", "year")
     assert result["id"] == subscription["id"] and result["status"] == "active"
+
+
+@pytest.mark.parametrize("interval,deferred", [("year", True), ("month", False)])
+def test_a_new_interval_starts_after_the_period_already_paid_for(gateway, fake_billing, interval, deferred):
+    subscription = fake_billing.add_subscription(amount=1000, interval="month")
+    period_end = subscription["items"]["data"][0]["current_period_end"]
+
+    gateway.change_subscription(subscription["id"], amount=1550, currency="EUR", interval=interval,
+                                idempotency_key=f"donations-change-7-{interval}")
+
+    update = fake_billing.requests[-1]
+    # Stripe charges a new interval at once unless the subscription is in a trial until the period ends.
+    assert update.form.get("trial_end") == (str(period_end) if deferred else None)
 
 
 def test_change_repeated_with_its_idempotency_key_changes_the_price_once(gateway, fake_billing):
