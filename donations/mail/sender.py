@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..db import now_utc
 from ..extensions import db
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
+#: How long a sender holds the emails it claimed; if it dies, others retry them after this.
+CLAIM = timedelta(minutes=5)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -96,23 +98,26 @@ def transport():
 
 
 def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Send every email whose time has come; commit after each one so nothing is sent twice by a crash."""
+    """Send every email whose time has come, each exactly once however many senders run.
+
+    Each email is first claimed by an UPDATE that only one sender can win (its next try moves
+    CLAIM ahead), committed before anything is sent; then each is marked sent and committed on
+    its own. A sender that dies mid-batch leaves its claimed emails to be retried after CLAIM.
+    """
     now = now or now_utc()
-    query = (
-        select(OutboxEmail)
-        .where(OutboxEmail.status == EmailStatus.PENDING, OutboxEmail.next_attempt_at <= now)
-        .order_by(OutboxEmail.id)
-        .limit(limit)
-    )
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    due = list(db.session.scalars(query))
+    due = (OutboxEmail.status == EmailStatus.PENDING, OutboxEmail.next_attempt_at <= now)
+    candidates = list(db.session.scalars(select(OutboxEmail.id).where(*due).order_by(OutboxEmail.id).limit(limit)))
+    claimed = [
+        email_id for email_id in candidates
+        if db.session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id, *due)
+                              .values(next_attempt_at=now + CLAIM)).rowcount == 1
+    ]
+    db.session.commit()
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    if not due:
-        db.session.commit()
+    if not claimed:
         return counts
     sender = current_app.config["MAIL_FROM"]
-    unsent = list(due)
+    unsent = [db.session.get(OutboxEmail, email_id) for email_id in claimed]
     try:
         with transport() as connection:
             while unsent:
