@@ -73,6 +73,27 @@ class Config:
             # The sandbox signs its events with a local secret, so the real intake path verifies them.
             self.STRIPE_WEBHOOK_SECRET = SANDBOX_WEBHOOK_SECRET
 
+    def _validate_amounts(self) -> None:
+        """Fee and maximum settings must be readable, or every gift that uses them fails."""
+        from decimal import Decimal, InvalidOperation
+
+        from .money import Money, MoneyError
+
+        try:
+            percent = Decimal(self.FEE_PERCENT)
+        except InvalidOperation:
+            raise ConfigError(f"FEE_PERCENT must be a number, not {self.FEE_PERCENT!r}") from None
+        if not (0 <= percent < 50):
+            raise ConfigError("FEE_PERCENT must be at least 0 and below 50")
+        for code, fixed in self.FEE_FIXED.items():
+            if not fixed.isdigit():
+                raise ConfigError(f"FEE_FIXED: {code} needs a whole number of minor units (25 for 0.25), not {fixed!r}")
+        for code in self.CURRENCIES:
+            try:
+                Money.from_major(self.MAX_AMOUNTS.get(code, self.MAX_AMOUNT_DEFAULT), code)
+            except MoneyError as exc:
+                raise ConfigError(f"MAX_AMOUNTS / MAX_AMOUNT_DEFAULT for {code}: {exc}") from None
+
     @property
     def PAYMENT_GATEWAY(self) -> str:
         return "stripe" if self.STRIPE_SECRET_KEY else "sandbox"
@@ -92,6 +113,7 @@ class Config:
                 raise ConfigError(f"CURRENCIES: {exc}") from None
             if code not in MINIMUM_CHARGE:
                 raise ConfigError(f"CURRENCIES: Stripe's minimum charge for {code} is not known")
+        self._validate_amounts()
         if self.DONATIONS_ENV == "production":
             missing = [
                 name
@@ -103,6 +125,8 @@ class Config:
             ]
             if missing:
                 raise ConfigError(f"production needs {', '.join(missing)} (the sandbox is refused in production)")
+            if not self.SMTP_URL:
+                raise ConfigError("production needs SMTP_URL (without it receipts would only reach the log)")
             if self.STRIPE_WEBHOOK_SECRET == SANDBOX_WEBHOOK_SECRET:
                 raise ConfigError("production needs a real STRIPE_WEBHOOK_SECRET")
             if self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < 32:

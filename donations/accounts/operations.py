@@ -72,7 +72,7 @@ def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, re
         recurring.stripe_subscription_id, amount=amount.amount, currency=amount.currency,
         interval=frequency.interval, idempotency_key=f"donations-change-{recurring.id}-{request_token}",
     )
-    ledger.apply_subscription(subscription, now_utc())
+    ledger.apply_subscription(subscription, None)
 
 
 def pause(recurring: RecurringDonation, months: int) -> None:
@@ -89,13 +89,13 @@ def pause(recurring: RecurringDonation, months: int) -> None:
         resumes = add_months(now_utc(), months)
     resumes_at = int(resumes.timestamp())
     subscription = get_gateway().pause_subscription(recurring.stripe_subscription_id, resumes_at=resumes_at)
-    ledger.apply_subscription(subscription, now_utc())
+    ledger.apply_subscription(subscription, None)
 
 
 def resume(recurring: RecurringDonation) -> None:
     _require_open(recurring)
     subscription = get_gateway().resume_subscription(recurring.stripe_subscription_id)
-    ledger.apply_subscription(subscription, now_utc())
+    ledger.apply_subscription(subscription, None)
 
 
 def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
@@ -104,7 +104,7 @@ def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
     if at_period_end and recurring.cancel_at_period_end:
         raise NotAllowed("This gift already ends at the end of the period you paid for.")
     subscription = get_gateway().cancel_subscription(recurring.stripe_subscription_id, at_period_end=at_period_end)
-    ledger.apply_subscription(subscription, now_utc())
+    ledger.apply_subscription(subscription, None)
     emails.queue_recurring_canceled(recurring)
 
 

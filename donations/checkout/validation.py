@@ -20,7 +20,8 @@ def clean_email(value: object) -> str:
     if len(value) > 254 or _has_control_chars(value):
         raise ValueError("Enter a valid email address.")
     try:
-        result = validate_email(value.strip(), check_deliverability=False)
+        # ASCII addresses only: many mail servers cannot deliver to internationalised ones (SMTPUTF8).
+        result = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         raise ValueError("Enter a valid email address, such as name@example.com.") from None
     return result.normalized.lower()

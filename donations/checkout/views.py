@@ -48,6 +48,7 @@ def _prefill(form: DonationForm) -> None:
         gift = Money(attempt.amount - attempt.covered_fee, attempt.currency)
         form.campaign.data = attempt.campaign.slug
         form.currency.data = attempt.currency
+        form.frequency.data = attempt.frequency.value
         form.amount.data = gift.major_str()
         form.email.data = attempt.email
         form.name.data = attempt.name
@@ -72,7 +73,10 @@ def thanks():
 @bp.post("/api/v1/checkout-sessions")
 @csrf.exempt  # a JSON API called cross-origin; CORS and the JSON content type keep browsers from forging it
 def api_create_checkout_session():
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…" nested deeper than the JSON parser goes
+        payload = None
     donation_request, errors = operations.parse_api_request(payload, request_locale())
     if errors:
         return jsonify(errors=errors), 400

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ..checkout.models import AttemptStatus, CheckoutAttempt
-from ..db import insert_ignore
+from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..mail import emails
 from .models import (
@@ -200,7 +200,7 @@ def _note(recurring: RecurringDonation, at: datetime, what: str, old: object, ne
     db.session.add(RecurringChange(recurring_donation_id=recurring.id, at=at, what=what, old=text(old), new=text(new)))
 
 
-def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime) -> None:
+def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime | None) -> None:
     """Apply a status that Stripe reported at ``at``, unless a newer one is already applied.
 
     Canceled is final, so whatever order events arrive in, the end state is the in-order one.
@@ -209,14 +209,14 @@ def _set_status(recurring: RecurringDonation, new: RecurringStatus, at: datetime
         return
     if new is RecurringStatus.INCOMPLETE and recurring.status is not RecurringStatus.INCOMPLETE:
         return  # Stripe's snapshot from before the first payment: a gift never goes back to incomplete
-    if recurring.status_at is not None and at < recurring.status_at:
+    if at is not None and recurring.status_at is not None and at < recurring.status_at:
         return
     old = recurring.status
     if recurring.transition(new):
-        _note(recurring, at, "status", old.value, new.value)
-    recurring.status_at = at
+        _note(recurring, at or now_utc(), "status", old.value, new.value)
+    recurring.status_at = at or recurring.status_at
     if new is RecurringStatus.CANCELED:
-        recurring.canceled_at = recurring.canceled_at or at
+        recurring.canceled_at = recurring.canceled_at or at or now_utc()
 
 
 def _extend_period(recurring: RecurringDonation, period_end: datetime | None) -> None:
@@ -328,9 +328,13 @@ def _subscription_status(subscription: dict[str, Any]) -> RecurringStatus:
     }.get(status, RecurringStatus.INCOMPLETE)
 
 
-def apply_subscription(subscription: dict[str, Any], at: datetime) -> str:
+def apply_subscription(subscription: dict[str, Any], at: datetime | None) -> str:
     """Bring a recurring gift in line with Stripe's subscription object as it was at ``at``:
-    status, amount, interval, cancellation at period end, pause, period end."""
+    status, amount, interval, cancellation at period end, pause, period end.
+
+    ``at`` is None for Stripe's answer to our own API call: it is applied at once, but it leaves the
+    ordering guards to Stripe's event times (our clock is not Stripe's), and the event that follows
+    confirms it."""
     recurring = _recurring_for(subscription.get("id"), subscription.get("metadata"), subscription.get("customer"))
     if recurring is None:
         return "ignored: not ours (unknown subscription)"
@@ -338,7 +342,7 @@ def apply_subscription(subscription: dict[str, Any], at: datetime) -> str:
     items = (subscription.get("items") or {}).get("data") or []
     if items:
         _extend_period(recurring, _timestamp(items[0].get("current_period_end")))
-    if items and (recurring.terms_at is None or at >= recurring.terms_at):
+    if items and (at is None or recurring.terms_at is None or at >= recurring.terms_at):
         price = items[0]["price"]
         terms = {
             "amount": price["unit_amount"] * (items[0].get("quantity") or 1),
@@ -349,9 +353,9 @@ def apply_subscription(subscription: dict[str, Any], at: datetime) -> str:
         }
         for field, value in terms.items():
             if getattr(recurring, field) != value:
-                _note(recurring, at, field, getattr(recurring, field), value)
+                _note(recurring, at or now_utc(), field, getattr(recurring, field), value)
                 setattr(recurring, field, value)
-        recurring.terms_at = at
+        recurring.terms_at = at or recurring.terms_at
     if subscription.get("status") == "canceled":
-        recurring.canceled_at = _timestamp(subscription.get("canceled_at")) or recurring.canceled_at or at
+        recurring.canceled_at = _timestamp(subscription.get("canceled_at")) or recurring.canceled_at or at or now_utc()
     return f"recurring donation {recurring.id} {recurring.status.value}"

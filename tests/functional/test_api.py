@@ -170,3 +170,10 @@ def test_recurring_frequencies_open_subscription_checkouts(app_ctx, client, freq
     assert response.status_code == 201
     session = db.session.get(SandboxObject, response.get_json()["id"]).data
     assert (session["mode"], session["sandbox_interval"]) == ("subscription", interval)
+
+
+def test_json_nested_deeper_than_the_parser_goes_gets_400(app_ctx, client):
+    response = client.post("/api/v1/checkout-sessions", data=b"[" * 100_000, content_type="application/json")
+
+    assert response.status_code == 400
+    assert count(CheckoutAttempt) == 0

@@ -191,3 +191,13 @@ def test_monthly_gift_opens_a_subscription_checkout(app_ctx, client):
     session = db.session.get(SandboxObject, attempt.checkout_session_id).data
     assert (session["mode"], session["sandbox_interval"]) == ("subscription", "month")
     assert session["metadata"]["attempt_id"] == attempt.id
+
+
+def test_cancelled_monthly_checkout_returns_to_the_monthly_form(app_ctx, client):
+    client.post("/donate", data=form_data(client, frequency="monthly", amount="10.00"))
+    attempt = db.session.scalars(select(CheckoutAttempt)).one()
+
+    html = client.get(f"/donate?attempt={attempt.id}").get_data(as_text=True)
+
+    assert hidden_value(html, "frequency") == "monthly"
+    assert 'value="10.00" checked' in html

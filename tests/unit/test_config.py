@@ -13,6 +13,7 @@ PRODUCTION = {
     "STRIPE_WEBHOOK_SECRET": "whsec_live_123",
     "DATABASE_URL": "postgresql+psycopg://donations@db.internal/donations",
     "PUBLIC_URL": "https://donate.publisher.example",
+    "SMTP_URL": "smtps://mailer:secret@smtp.publisher.example",
 }
 
 
@@ -143,3 +144,21 @@ def test_unrecognised_environment_name_is_refused(tmp_path, env_name):
 def test_app_refuses_to_start_with_an_incomplete_production_config(tmp_path):
     with pytest.raises(ConfigError, match="production needs STRIPE_SECRET_KEY"):
         create_app(config({"DONATIONS_ENV": "production"}, tmp_path))
+
+
+def test_production_without_smtp_is_refused(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "SMTP_URL"}
+    with pytest.raises(ConfigError, match="SMTP_URL"):
+        config(env, tmp_path).validate()
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"FEE_FIXED": "EUR:0.25"}, "FEE_FIXED"),
+    ({"FEE_PERCENT": "100"}, "FEE_PERCENT"),
+    ({"FEE_PERCENT": "lots"}, "FEE_PERCENT"),
+    ({"MAX_AMOUNTS": "EUR:ten"}, "MAX_AMOUNTS"),
+    ({"MAX_AMOUNT_DEFAULT": "1e9"}, "MAX_AMOUNTS"),
+])
+def test_unreadable_fee_or_maximum_settings_are_refused_at_start(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        config(env, tmp_path).validate()

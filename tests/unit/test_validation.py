@@ -129,3 +129,8 @@ def test_article_url_other_than_absolute_http_is_refused(value):
 def test_article_url_with_a_broken_host_is_refused_with_the_usual_message():
     with pytest.raises(ValueError, match="Article URL must be an http or https address"):
         clean_article_url("https://[publisher.example/news/1")
+
+
+def test_internationalised_addresses_that_many_servers_cannot_deliver_are_refused():
+    with pytest.raises(ValueError, match="valid email"):
+        clean_email("jörg@exämple.de")
