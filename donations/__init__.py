@@ -53,7 +53,30 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_cli(app)
     _register_error_handlers(app)
+    _register_security_headers(app)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Client addresses (rate limits, audit log) from X-Forwarded-For, only as far as our own proxies go.
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
+
+
+def _register_security_headers(app: Flask) -> None:
+    from flask import request
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Manage links carry a token in the path: it must not leave in a Referer header.
+        response.headers.setdefault("Referrer-Policy", "no-referrer" if request.path.startswith("/account")
+                                    else "strict-origin-when-cross-origin")
+        # Nothing may be framed (clickjacking) but the embed, which sets its own frame-ancestors.
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        if app.config["PUBLIC_URL"].startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -58,6 +58,8 @@ class Config:
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
         #: How long a "manage your donation" link in an email keeps working.
         self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
+        #: How many reverse proxies in front of the app set X-Forwarded-For; 0 trusts none of it.
+        self.TRUSTED_PROXIES = int(env.get("TRUSTED_PROXIES", "0"))
         #: Flask-Limiter storage: memory for one process, e.g. redis://localhost:6379 for several.
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

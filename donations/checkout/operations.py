@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from ..campaigns import operations as campaigns
 from ..campaigns.models import Campaign
-from ..db import insert_ignore
+from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..ledger.models import Donation, Frequency, RecurringDonation
 from ..money import Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, normalise_currency
@@ -143,8 +144,10 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
     attempt = _claim_attempt(attempt_id, request) if attempt_id else None
     if attempt is None:  # no key, or the reader went back and changed the form: a new gift, a new key
         attempt = _claim_attempt(str(uuid.uuid4()), request)
-    if attempt.checkout_url:
+    if attempt.checkout_url and _reusable(attempt):
         return attempt
+    if attempt.checkout_url:  # paid, expired or a day old: the same form again is a new gift
+        attempt = _claim_attempt(str(uuid.uuid4()), request)
     public = current_app.config["PUBLIC_URL"]
     try:
         session = get_gateway().create_checkout_session(CheckoutRequest(
@@ -173,6 +176,11 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
     attempt.checkout_url = session.url
     db.session.flush()
     return attempt
+
+
+def _reusable(attempt: CheckoutAttempt) -> bool:
+    """A checkout page can be sent to again while it is open and younger than Stripe's 24 hours."""
+    return attempt.status is AttemptStatus.OPEN and attempt.created_at > now_utc() - timedelta(hours=23)
 
 
 def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt | None:

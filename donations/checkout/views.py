@@ -15,6 +15,8 @@ from .forms import DonationForm
 from .openapi import openapi_document
 
 bp = Blueprint("checkout", __name__)
+#: Namespace of attempt ids derived from API clients' Idempotency-Keys.
+API_KEYS = uuid.UUID("6d1c2f0e-4b1a-4f7e-9a53-2f1e0c9b7d41")
 
 
 @bp.route("/donate", methods=["GET", "POST"])
@@ -37,7 +39,10 @@ def donate():
             db.session.commit()
             return redirect(attempt.checkout_url, code=303)
     status = 503 if error else (400 if form.errors else 200)
-    return render_template("checkout/donate.html", form=form, ask=ask, error=error), status
+    # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
+    choice_args = {k: request.args[k][:2000] for k in ("campaign", "amount", "currency", "frequency", "article_url")
+                   if isinstance(request.args.get(k), str)}
+    return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args), status
 
 
 def _prefill(form: DonationForm) -> None:
@@ -82,7 +87,9 @@ def api_create_checkout_session():
         return jsonify(errors=errors), 400
     key = request.headers.get("Idempotency-Key")
     try:
-        key = str(uuid.UUID(key)) if key else None
+        # The attempt id is derived from the client's key, never the key itself: an attempt id opens
+        # the reader's prefilled form after a cancelled checkout, so it must not be guessable from outside.
+        key = str(uuid.uuid5(API_KEYS, str(uuid.UUID(key)))) if key else None
     except ValueError:
         return jsonify(errors={"Idempotency-Key": "Must be a UUID."}), 400
     try:

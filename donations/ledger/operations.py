@@ -250,6 +250,12 @@ def _invoice_payment_intent(invoice: dict[str, Any]) -> str | None:
     return None
 
 
+def _covered_fee(recurring: RecurringDonation, amount_paid: int) -> int:
+    """The fee the supporter chose to cover, while they still pay the amount they chose it with."""
+    attempt = db.session.get(CheckoutAttempt, recurring.attempt_id) if recurring.attempt_id else None
+    return attempt.covered_fee if attempt is not None and attempt.amount == amount_paid else 0
+
+
 def _invoice_frequency(invoice: dict[str, Any]) -> Frequency | None:
     """What the invoice paid for, read from its period: a renewal delivered after the supporter
     switched from monthly to yearly is still the monthly payment it was."""
@@ -289,6 +295,7 @@ def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
         recurring_donation=recurring,
         amount=invoice["amount_paid"],
         currency=invoice["currency"].upper(),
+        covered_fee=_covered_fee(recurring, invoice["amount_paid"]),
         frequency=_invoice_frequency(invoice) or recurring.frequency,
         status=DonationStatus.PENDING,
         article_url=recurring.article_url,

@@ -77,6 +77,8 @@ class SMTPTransport:
             if self.conn.has_extn("starttls"):
                 self.conn.starttls()
                 self.conn.ehlo()
+            elif parts.username:  # never send a password in clear because a server (or an attacker) says so
+                raise smtplib.SMTPException("the SMTP server offers no STARTTLS; refusing to send credentials")
         if parts.username:
             self.conn.login(unquote(parts.username), unquote(parts.password or ""))
         return self

@@ -177,3 +177,13 @@ def test_json_nested_deeper_than_the_parser_goes_gets_400(app_ctx, client):
 
     assert response.status_code == 400
     assert count(CheckoutAttempt) == 0
+
+
+def test_attempt_id_is_not_the_clients_idempotency_key(app_ctx, client):
+    key = str(uuid.uuid4())
+
+    client.post("/api/v1/checkout-sessions", json=VALID, headers={"Idempotency-Key": key})
+
+    attempt = db.session.scalars(select(CheckoutAttempt)).one()
+    assert attempt.id != key
+    assert client.get(f"/donate?attempt={key}").get_data(as_text=True).count("reader@example.com") == 0

@@ -201,3 +201,27 @@ def test_cancelled_monthly_checkout_returns_to_the_monthly_form(app_ctx, client)
 
     assert hidden_value(html, "frequency") == "monthly"
     assert 'value="10.00" checked' in html
+
+
+@pytest.mark.parametrize("query", ["_method=DELETE", "endpoint=x", "_scheme=x&_external=", "_external=1"])
+def test_url_building_options_in_the_query_are_ignored(client, query):
+    response = client.get(f"/donate?{query}&currency=GBP")
+
+    assert response.status_code == 200
+    assert 'href="/donate?' in response.get_data(as_text=True)
+
+
+def test_the_same_form_after_the_gift_was_paid_opens_a_new_checkout(app_ctx, client):
+    from donations.checkout.models import AttemptStatus
+
+    data = form_data(client)
+    first = client.post("/donate", data=data)
+    attempt = db.session.scalars(select(CheckoutAttempt)).one()
+    attempt.status = AttemptStatus.COMPLETED
+    db.session.commit()
+
+    second = client.post("/donate", data=data)
+
+    assert second.status_code == 303
+    assert second.headers["Location"] != first.headers["Location"]
+    assert count(CheckoutAttempt) == 2

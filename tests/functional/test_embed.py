@@ -88,3 +88,13 @@ def test_ask_offers_monthly_giving_with_the_article_attached(client):
 
     assert ('href="http://donations.test/donate?campaign=default&amp;frequency=monthly&amp;currency=EUR'
             '&amp;article_url=https%3A%2F%2Fpublisher.example%2Fnews%2F1"') in html
+
+
+def test_pages_refuse_framing_except_the_embed(client):
+    assert client.get("/donate").headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert client.get("/embed/cta/default").headers["Content-Security-Policy"].startswith("frame-ancestors 'self'")
+    assert client.get("/").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_manage_links_do_not_leak_through_the_referer(client):
+    assert client.get("/account/not-a-token").headers["Referrer-Policy"] == "no-referrer"

@@ -106,3 +106,11 @@ def test_monthly_checkout_says_it_repeats_and_sets_up_the_gift(app_ctx, client):
     types = sorted(e.type for e in db.session.scalars(select(StripeEvent)))
     assert types == ["checkout.session.completed", "customer.subscription.created", "invoice.paid"]
     assert count(OutboxEmail) == 1
+
+
+def test_monthly_gift_with_the_fee_covered_keeps_it_on_every_payment(app_ctx, client):
+    response = client.post("/donate", data=form_data(client, frequency="monthly", amount="10.00", cover_fees="y"))
+    pay(client, response.headers["Location"].removeprefix("http://donations.test"), "4242424242424242")
+
+    donation = db.session.scalars(select(Donation)).one()
+    assert (donation.amount, donation.covered_fee) == (1041, 41)  # (1000 + 25) / 0.985, rounded up
