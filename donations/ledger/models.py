@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, false
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -87,6 +87,8 @@ RECURRING_TRANSITIONS: dict[RecurringStatus, frozenset[RecurringStatus]] = {
 
 class Supporter(db.Model):
     __tablename__ = "supporters"
+    #: Staff search by email prefix (LIKE 'abc%') on PostgreSQL.
+    __table_args__ = (Index("ix_supporters_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Lower-cased, trimmed; one supporter per address.
