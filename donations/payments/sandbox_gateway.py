@@ -395,11 +395,40 @@ def advance(days: int) -> dict[str, int]:
     return counts
 
 
+#: Days after a declined renewal on which Stripe's retries try the card again (attempts 2, 3 and 4).
+#: After the last one the subscription stays past due, as with Stripe's "leave past-due" setting.
+RETRY_DAYS = (3, 5, 7)
+
+
+def _retry_due(subscription: dict, until: int) -> list[dict]:
+    """Retry the latest unpaid renewal on the days its retries fall, up to ``until``."""
+    invoice = _load(subscription.get("latest_invoice") or "", "invoice")
+    events: list[dict] = []
+    while invoice and invoice["status"] == "open" and invoice["attempt_count"] <= len(RETRY_DAYS):
+        at = invoice["created"] + RETRY_DAYS[invoice["attempt_count"] - 1] * 86400
+        if at > until:
+            break
+        invoice["attempt_count"] += 1
+        if _card(subscription["customer"]) != DECLINES_RENEWALS:
+            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0,
+                           status_transitions={**invoice["status_transitions"], "paid_at": at})
+            invoice["payments"]["data"][0].update(status="paid", amount_paid=invoice["amount_due"])
+            subscription["status"] = "active"
+            events += [_event("invoice.paid", _save(invoice), at=at),
+                       _event("customer.subscription.updated", subscription, at=at)]
+        else:
+            events.append(_event("invoice.payment_failed", _save(invoice), at=at))
+    return events
+
+
 def _renew_due(subscription: dict, until: int) -> list[dict]:
     events: list[dict] = []
     item = subscription["items"]["data"][0]
     interval = item["price"]["recurring"]["interval"]
-    while subscription["status"] != "canceled" and item["current_period_end"] <= until:
+    while subscription["status"] != "canceled":
+        events += _retry_due(subscription, min(until, item["current_period_end"]))
+        if item["current_period_end"] > until:
+            break
         start = item["current_period_end"]
         if subscription["cancel_at_period_end"]:
             subscription.update(status="canceled", canceled_at=start, ended_at=start)

@@ -828,28 +828,31 @@ def test_declined_renewal_then_cancel_from_the_link_in_the_receipt_email(app_ctx
     give(client, card=DECLINES_RENEWALS)
     assert len(donations()) == 1
 
-    advance(app_ctx, 31)
+    advance(app_ctx, 38)  # the renewal (about 30 days on) and its retries 3, 5 and 7 days later
 
     recurring = gift()
     assert recurring.status is RecurringStatus.PAST_DUE
     assert len(donations()) == 1
-    [failed] = emails("payment_failed")
-    assert failed.to_address == EMAIL and "we could not collect your gift of €10.00 every month" in failed.body_text
+    # The renewal and Stripe's three retries (3, 5 and 7 days later) are declined: one email per attempt.
+    failed = emails("payment_failed")
+    assert len(failed) == 4
+    assert all(e.to_address == EMAIL and "we could not collect your gift of €10.00 every month" in e.body_text
+               for e in failed)
 
-    # Stripe may send the event again, and a new event about the same attempt: still one email.
-    stored = db.session.scalars(select(StripeEvent).where(StripeEvent.type == "invoice.payment_failed")).one()
+    # Stripe may send an event again, and a new event about the same attempt: still one email each.
+    stored = db.session.scalars(select(StripeEvent).where(StripeEvent.type == "invoice.payment_failed")).first()
     assert post_event(client, stored.payload).get_json()["outcome"] == "duplicate"
     again = {**stored.payload, "id": f"evt_test_{uuid.uuid4().hex}"}
     assert post_event(client, again).status_code == 200
-    assert len(emails("payment_failed")) == 1
+    assert len(emails("payment_failed")) == 4
 
-    advance(app_ctx, 31)  # the next renewal is declined too: its own invoice, its own email
+    advance(app_ctx, 31)  # the next renewal is declined too: its own invoice, its own emails
 
-    invoices = [e.payload["data"]["object"]["id"] for e in
-                db.session.scalars(select(StripeEvent).where(StripeEvent.type == "invoice.payment_failed"))]
-    assert len(set(invoices)) == 2
+    invoices = {e.payload["data"]["object"]["id"] for e in
+                db.session.scalars(select(StripeEvent).where(StripeEvent.type == "invoice.payment_failed"))}
+    assert len(invoices) == 2
     assert sorted(e.dedupe_key for e in emails("payment_failed")) == sorted(
-        f"payment_failed:{invoice}:1" for invoice in set(invoices))
+        f"payment_failed:{invoice}:{attempt}" for invoice in invoices for attempt in (1, 2, 3, 4))
 
     # The supporter follows the link in their receipt and cancels.
     [receipt] = emails("receipt")
@@ -867,4 +870,4 @@ def test_declined_renewal_then_cancel_from_the_link_in_the_receipt_email(app_ctx
     assert confirmation.to_address == EMAIL
     # Nothing more is tried after the cancellation.
     advance(app_ctx, 62)
-    assert len(emails("payment_failed")) == 2 and len(donations()) == 1
+    assert len(emails("payment_failed")) == 8 and len(donations()) == 1
