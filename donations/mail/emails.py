@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from babel.dates import format_date
 from flask import current_app
 
 from ..accounts.tokens import manage_url
+from ..checkout.models import CheckoutAttempt
+from ..extensions import db
 from . import outbox
 
 if TYPE_CHECKING:
@@ -21,22 +24,30 @@ def _base(supporter: Supporter) -> dict:
     }
 
 
-def _date(moment) -> str:
-    return moment.strftime("%-d %B %Y") if moment else ""
+def _date(moment, locale: str = "en") -> str:
+    """A day as readers of ``locale`` write it: 26 November 2026, 26 novembre 2026."""
+    return format_date(moment, "d MMMM y", locale=locale) if moment else ""
+
+
+def reader_locale(attempt_id: str | None) -> str:
+    """The locale the reader gave in (amounts and dates in emails follow it)."""
+    attempt = db.session.get(CheckoutAttempt, attempt_id) if attempt_id else None
+    return attempt.locale if attempt is not None else "en"
 
 
 def receipt_context(donation: Donation) -> dict:
     recurring = donation.recurring_donation
+    locale = reader_locale(donation.attempt_id or (recurring.attempt_id if recurring else None))
     return {
         **_base(donation.supporter),
-        "amount": donation.money.format("en"),
+        "amount": donation.money.format(locale),
         "covered_fee": donation.covered_fee,
         "frequency": donation.frequency,
-        "date": _date(donation.paid_at),
+        "date": _date(donation.paid_at, locale),
         "receipt_number": donation.receipt_number,
         "donation_id": donation.id,
         "recurring": recurring is not None,
-        "next_date": _date(recurring.current_period_end) if recurring else "",
+        "next_date": _date(recurring.current_period_end, locale) if recurring else "",
     }
 
 
@@ -50,7 +61,7 @@ def queue_receipt(donation: Donation, resend: int = 0) -> None:
 def payment_failed_context(recurring: RecurringDonation) -> dict:
     return {
         **_base(recurring.supporter),
-        "amount": recurring.money.format("en"),
+        "amount": recurring.money.format(reader_locale(recurring.attempt_id)),
         "every": recurring.frequency.every,
     }
 
@@ -64,11 +75,11 @@ def queue_payment_failed(recurring: RecurringDonation, invoice_id: str, attempt:
 def recurring_canceled_context(recurring: RecurringDonation) -> dict:
     return {
         **_base(recurring.supporter),
-        "amount": recurring.money.format("en"),
+        "amount": recurring.money.format(reader_locale(recurring.attempt_id)),
         "every": recurring.frequency.every,
         "label": recurring.frequency.label.lower(),
         "at_period_end": recurring.cancel_at_period_end and recurring.status.value != "canceled",
-        "end_date": _date(recurring.current_period_end),
+        "end_date": _date(recurring.current_period_end, reader_locale(recurring.attempt_id)),
     }
 
 

@@ -109,3 +109,20 @@ def test_outbox_send_command_sends_due_emails(app_ctx, client, smtp_server, monk
     assert result.exit_code == 0, result.output
     assert "sent 1" in result.output
     assert len(received) == 1
+
+
+def test_receipt_formats_amount_and_date_for_the_readers_locale(app_ctx, client):
+    from dataclasses import replace
+
+    from donations.checkout.operations import start_donation
+    from tests.factories import donation_request
+
+    attempt = start_donation(replace(donation_request(), locale="fr"))
+    db.session.commit()
+    post_event(client, event("checkout.session.completed", checkout_session(attempt)))
+
+    body = db.session.scalars(select(OutboxEmail)).one().body_text
+    assert "25,00\xa0€" in body
+    month = {1: "janvier", 2: "février", 3: "mars", 4: "avril", 5: "mai", 6: "juin", 7: "juillet", 8: "août",
+             9: "septembre", 10: "octobre", 11: "novembre", 12: "décembre"}[now_utc().month]
+    assert month in body
