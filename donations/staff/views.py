@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlalchemy import select
 
+from ..accounts.operations import NotAllowed, cancel
 from ..campaigns.models import Campaign
 from ..campaigns.operations import ask_view
 from ..extensions import db, limiter
@@ -130,7 +131,7 @@ def supporters():
                            kinds=ops.SUPPORTER_KINDS, campaigns=_campaigns())
 
 
-@bp.get("/supporters/<int:supporter_id>")
+@bp.get("/supporters/<int(max=2147483647):supporter_id>")
 @auth.require("supporters.read")
 def supporter(supporter_id: int):
     person = db.get_or_404(Supporter, supporter_id)
@@ -138,7 +139,7 @@ def supporter(supporter_id: int):
                            **ops.supporter_timeline(person))
 
 
-@bp.post("/supporters/<int:supporter_id>/donations/<int:donation_id>/resend")
+@bp.post("/supporters/<int(max=2147483647):supporter_id>/donations/<int(max=2147483647):donation_id>/resend")
 @auth.require("supporters.write")
 def resend_receipt(supporter_id: int, donation_id: int):
     donation = db.get_or_404(Donation, donation_id)
@@ -154,11 +155,9 @@ def resend_receipt(supporter_id: int, donation_id: int):
     return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)
 
 
-@bp.post("/supporters/<int:supporter_id>/recurring/<int:recurring_id>/cancel")
+@bp.post("/supporters/<int(max=2147483647):supporter_id>/recurring/<int(max=2147483647):recurring_id>/cancel")
 @auth.require("supporters.write")
 def cancel_recurring(supporter_id: int, recurring_id: int):
-    from ..accounts.operations import NotAllowed, cancel
-
     recurring = db.get_or_404(RecurringDonation, recurring_id)
     if recurring.supporter_id != supporter_id or not ActionForm().validate_on_submit():
         abort(404 if recurring.supporter_id != supporter_id else 400)
@@ -183,16 +182,16 @@ def donations():
                            kinds=ops.SUPPORTER_KINDS, campaigns=_campaigns())
 
 
-@bp.get("/donations/<int:donation_id>")
+@bp.get("/donations/<int(max=2147483647):donation_id>")
 @auth.require("donations.read")
 def donation(donation_id: int):
     gift = db.get_or_404(Donation, donation_id)
     can_refund = current_user.role in auth.PERMISSIONS["donations.refund"]
-    return render_template("staff/donation.html", donation=gift, refund_form=RefundForm(), can_refund=can_refund, Money=Money,
-                           left=Money(gift.amount - gift.amount_refunded, gift.currency))
+    return render_template("staff/donation.html", donation=gift, refund_form=RefundForm(), can_refund=can_refund,
+                           Money=Money, left=Money(gift.amount - gift.amount_refunded, gift.currency))
 
 
-@bp.post("/donations/<int:donation_id>/refund")
+@bp.post("/donations/<int(max=2147483647):donation_id>/refund")
 @auth.require("donations.refund")
 def refund(donation_id: int):
     gift = db.get_or_404(Donation, donation_id)
@@ -218,7 +217,7 @@ def campaigns():
     return render_template("staff/campaigns.html", campaigns=_campaigns())
 
 
-@bp.get("/campaigns/<int:campaign_id>")
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>")
 @auth.require("campaigns.read")
 def campaign(campaign_id: int):
     item = db.get_or_404(Campaign, campaign_id)
@@ -228,7 +227,7 @@ def campaign(campaign_id: int):
     return _campaign_page(item, form, preset_text, ask_view(item, "en"))
 
 
-@bp.post("/campaigns/<int:campaign_id>")
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>")
 @auth.require("campaigns.write")
 def save_campaign(campaign_id: int):
     """Save the ask, or (action=preview) show it with the typed copy without saving."""
@@ -325,7 +324,7 @@ def _users_page(form, status=200):
                            roles=list(Role)), status
 
 
-@bp.post("/users/<int:user_id>")
+@bp.post("/users/<int(max=2147483647):user_id>")
 @auth.require("users.write")
 def change_user(user_id: int):
     user = db.get_or_404(StaffUser, user_id)

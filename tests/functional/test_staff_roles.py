@@ -248,3 +248,11 @@ def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permissio
             assert getattr(view, "permission", None) in PERMISSIONS, r.endpoint
             args = {f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
             assert url_for(r.endpoint, **args) == r.path.format(**world)
+
+
+@pytest.mark.parametrize("path", ["/staff/supporters/100000000000000000000", "/staff/donations/100000000000000000000",
+                                  "/staff/campaigns/100000000000000000000"])
+def test_ids_beyond_the_integer_range_are_404_not_500(client, path):
+    signed_in(client, Role.ADMIN)
+
+    assert client.get(path).status_code == 404
