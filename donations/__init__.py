@@ -54,6 +54,15 @@ def create_app(config: Config | None = None) -> Flask:
     register_cli(app)
     _register_error_handlers(app)
     _register_security_headers(app)
+
+    @app.template_filter("longdate")
+    def longdate(moment) -> str:
+        """26 November 2026, in the reader's locale (Babel; strftime's %-d is not portable)."""
+        from babel.dates import format_date
+
+        from .web import request_locale
+
+        return format_date(moment, "d MMMM y", locale=request_locale()) if moment else ""
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request
 
+from ..ledger.models import Frequency
 from ..money import Money
 from . import sandbox_gateway as sandbox
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
-EVERY = {"month": "every month", "year": "every year"}
 
 
 @bp.before_request
@@ -34,7 +34,8 @@ def checkout(session_id: str):
             error = result.message
         session = sandbox.get_session(session_id)
     amount = Money(session["amount_total"], session["currency"].upper())
-    every = EVERY.get(session.get("sandbox_interval"))
+    interval = session.get("sandbox_interval")
+    every = Frequency.from_interval(interval).every if interval else None
     return render_template("payments/sandbox_checkout.html", session=session, amount=amount, every=every,
                            error=error), 402 if error else 200
 
