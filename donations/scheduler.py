@@ -8,6 +8,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from .extensions import db
+from .ledger.jobs import fill_missing_fees
 from .mail.sender import send_due
 
 log = logging.getLogger(__name__)
@@ -37,4 +38,6 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     scheduler.add_job(run_job, "interval", seconds=app.config["OUTBOX_INTERVAL_SECONDS"], args=[app, send_due],
                       id="outbox.send", name="Send due emails")
+    scheduler.add_job(run_job, "interval", minutes=5, args=[app, fill_missing_fees],
+                      id="ledger.fees", name="Fill in Stripe's fees")
     return scheduler

@@ -178,9 +178,13 @@ class Donation(db.Model):
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    #: Stripe's fee and the net in the settlement currency; unknown until the balance transaction exists.
+    #: Stripe's fee and the net in ``settlement_currency``; unknown until the balance transaction exists.
     fee: Mapped[int | None]
     net: Mapped[int | None]
+    #: The currency the money reached the Stripe balance in, and the rate from ``currency`` (decimal text,
+    #: exact; None when no conversion happened).
+    settlement_currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rate: Mapped[str | None] = mapped_column(String(32))
     amount_refunded: Mapped[int] = mapped_column(default=0, server_default="0")
     #: When the latest refund was booked.
     refunded_at: Mapped[datetime | None]

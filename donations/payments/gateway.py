@@ -80,6 +80,11 @@ class PaymentGateway(Protocol):
         """A page where the supporter updates their card; returns its URL."""
         ...
 
+    def payment_balance(self, payment_intent_id: str) -> dict | None:
+        """The balance transaction of a payment's charge as a dict (``fee``, ``net``, ``currency``,
+        ``exchange_rate``), or None while Stripe has not settled it yet."""
+        ...
+
     def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
         """Refund ``amount`` (minor units) of a payment; the ledger changes when ``charge.refunded`` arrives."""
         ...

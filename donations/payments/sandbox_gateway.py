@@ -218,6 +218,17 @@ class SandboxGateway:
         return refund
 
 
+    def payment_balance(self, payment_intent_id: str) -> dict | None:
+        """The sandbox settles at once, in the payment's currency, at 1.5 % + 0.25 (Stripe's EU card price)."""
+        intent = _load(payment_intent_id, "payment_intent")
+        if intent is None or intent["status"] != "succeeded":
+            return None
+        fee = (intent["amount"] * 15 + 999) // 1000 + 25
+        return {"id": f"txn_for_{payment_intent_id}", "object": "balance_transaction", "type": "charge",
+                "amount": intent["amount"], "currency": intent["currency"], "fee": fee,
+                "net": intent["amount"] - fee, "exchange_rate": None, "source": intent.get("latest_charge")}
+
+
 def _subscription_or_error(subscription_id: str) -> dict:
     subscription = _load(subscription_id, "subscription")
     if subscription is None:
@@ -368,11 +379,16 @@ def _invoice(subscription: dict, billing_reason: str, at: int, *, paid: bool, in
         }]},
         "status_transitions": {"paid_at": at if paid else None, "finalized_at": at},
     }
-    if paid:  # the payment behind the invoice, so that it can be refunded like a one-off gift
-        _save({"id": intent_id, "object": "payment_intent", "amount": amount, "currency": invoice["currency"],
-               "status": "succeeded", "latest_charge": _new_id("ch"), "metadata": {}, "created": at,
-               "livemode": False})
+    if paid:
+        _settle(invoice, at)
     return _save(invoice)
+
+
+def _settle(invoice: dict, at: int) -> None:
+    """The succeeded payment behind a paid invoice, so that it can be refunded and has a fee."""
+    _save({"id": invoice["payments"]["data"][0]["payment"]["payment_intent"], "object": "payment_intent",
+           "amount": invoice["amount_due"], "currency": invoice["currency"], "status": "succeeded",
+           "latest_charge": _new_id("ch"), "metadata": {}, "created": at, "livemode": False})
 
 
 # -- renewals: what Stripe's billing does as time passes --------------------------------------------
@@ -413,6 +429,7 @@ def _retry_due(subscription: dict, until: int) -> list[dict]:
             invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0,
                            status_transitions={**invoice["status_transitions"], "paid_at": at})
             invoice["payments"]["data"][0].update(status="paid", amount_paid=invoice["amount_due"])
+            _settle(invoice, at)
             subscription["status"] = "active"
             events += [_event("invoice.paid", _save(invoice), at=at),
                        _event("customer.subscription.updated", subscription, at=at)]
@@ -472,6 +489,7 @@ def update_card(portal_id: str, card_number: str) -> str:
                            attempt_count=invoice["attempt_count"] + 1,
                            status_transitions={**invoice["status_transitions"], "paid_at": at})
             invoice["payments"]["data"][0].update(status="paid", amount_paid=invoice["amount_due"])
+            _settle(invoice, at)
             _save(invoice)
             subscription["status"] = "active"
             _save(subscription)

@@ -91,6 +91,14 @@ class StripeGateway:
                              {"customer": customer_id, "return_url": return_url})
         return session["url"]
 
+    def payment_balance(self, payment_intent_id: str) -> dict | None:
+        """https://docs.stripe.com/api/balance_transactions/object"""
+        intent = self._call(f"the balance of {payment_intent_id}", self.client.v1.payment_intents.retrieve,
+                            payment_intent_id, {"expand": ["latest_charge.balance_transaction"]}).to_dict()
+        charge = intent.get("latest_charge")
+        balance = charge.get("balance_transaction") if isinstance(charge, dict) else None
+        return balance if isinstance(balance, dict) else None
+
     def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
         """https://docs.stripe.com/api/refunds/create"""
         refund = self._call(f"a refund of {payment_intent_id}", self.client.v1.refunds.create,

@@ -65,6 +65,8 @@ class FakeStripeBilling(FakeStripe):
     """FakeStripe plus subscriptions and Billing Portal sessions."""
 
     subscriptions: dict[str, dict] = field(default_factory=dict)
+    #: Payment intents as GET /v1/payment_intents/<id> with expand[]=latest_charge.balance_transaction returns them.
+    payment_intents: dict[str, dict] = field(default_factory=dict)
     portal_sessions: dict[str, dict] = field(default_factory=dict)
     #: Prices made by subscription updates, by id.
     prices: dict[str, dict] = field(default_factory=dict)
@@ -134,6 +136,10 @@ class FakeStripeBilling(FakeStripe):
     def _route(self, req: RecordedRequest) -> tuple[int, dict] | None:
         if (req.method, req.path) == ("POST", "/v1/billing_portal/sessions"):
             return self._create_portal_session(req.form)
+        intent = re.fullmatch(r"/v1/payment_intents/([^/]+)", req.path)
+        if intent is not None and req.method == "GET":
+            found = self.payment_intents.get(intent.group(1))
+            return (200, found) if found is not None else _missing("payment_intent", intent.group(1))
         match = re.fullmatch(r"/v1/subscriptions/([^/]+)", req.path)
         if match is None:
             return None
@@ -607,3 +613,35 @@ def test_update_card_redirects_to_the_stripe_portal_which_returns_to_the_account
     assert response.headers["Location"] == session["url"]
     assert session["customer"] == "cus_reader"
     assert session["return_url"] == PUBLIC + account_path(stripe_gift)
+
+
+# -- fees: the balance transaction behind a payment ------------------------------------------------------
+
+
+def _intent(intent_id: str, balance: dict | None) -> dict:
+    charge = {"id": "ch_1", "object": "charge", "amount": 2500, "currency": "usd",
+              "balance_transaction": balance if balance is not None else "txn_pending"}
+    return {"id": intent_id, "object": "payment_intent", "amount": 2500, "currency": "usd",
+            "status": "succeeded", "latest_charge": charge}
+
+
+def test_payment_balance_reads_fee_net_and_exchange_rate_of_the_charge(gateway, fake_billing):
+    balance = {"id": "txn_1", "object": "balance_transaction", "type": "charge", "amount": 2291, "currency": "eur",
+               "fee": 59, "net": 2232, "exchange_rate": 0.91632}
+    fake_billing.payment_intents["pi_1"] = _intent("pi_1", balance)
+
+    result = gateway.payment_balance("pi_1")
+
+    assert fake_billing.last.path == "/v1/payment_intents/pi_1"
+    assert (result["fee"], result["net"], result["currency"], result["exchange_rate"]) == (59, 2232, "eur", 0.91632)
+
+
+def test_payment_balance_is_none_until_stripe_has_settled_the_charge(gateway, fake_billing):
+    fake_billing.payment_intents["pi_2"] = _intent("pi_2", None)
+
+    assert gateway.payment_balance("pi_2") is None
+
+
+def test_payment_balance_of_an_unknown_payment_is_a_gateway_error(gateway, fake_billing):
+    with pytest.raises(GatewayError):
+        gateway.payment_balance("pi_unknown")
