@@ -59,7 +59,9 @@ DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
     DonationStatus.PARTIALLY_REFUNDED: frozenset(
         {DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED}
     ),
-    DonationStatus.DISPUTED: frozenset({DonationStatus.SUCCEEDED, DonationStatus.REFUNDED}),
+    DonationStatus.DISPUTED: frozenset(
+        {DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED}
+    ),
     DonationStatus.FAILED: frozenset(),
     DonationStatus.REFUNDED: frozenset(),
 }
@@ -223,6 +225,24 @@ class Refund(db.Model):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     refunded_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Dispute(db.Model):
+    """A chargeback on a donation's payment, from Stripe's ``charge.dispute.*`` events."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    donation_id: Mapped[int] = mapped_column(ForeignKey("donations.id"), index=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    #: Stripe's status: ``needs_response``, ``under_review``, ``won``, ``lost``…
+    status: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
 
 
 class RecurringChange(db.Model):

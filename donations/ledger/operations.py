@@ -12,6 +12,7 @@ from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..mail import emails
 from .models import (
+    Dispute,
     Donation,
     DonationStatus,
     Frequency,
@@ -143,6 +144,36 @@ def record_charge_refunded(charge: dict[str, Any], at: datetime) -> str:
     donation.amount_refunded = refunded
     donation.refunded_at = at
     return f"donation {donation.id} {donation.status.value} ({refunded} refunded)"
+
+
+def record_dispute(dispute: dict[str, Any], at: datetime) -> str:
+    """A chargeback opened or closed: the donation is disputed while it is open, and paid again if won.
+
+    Stripe's dispute object carries its own status, so events in any order end in the same state.
+    """
+    intent = dispute.get("payment_intent")
+    donation = db.session.scalars(
+        select(Donation).where(Donation.stripe_payment_intent_id == intent).with_for_update()
+    ).one_or_none() if intent else None
+    if donation is None:
+        return "ignored: not ours (unknown payment)"
+    row = db.session.scalars(select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"])).one_or_none()
+    if row is None:
+        row = Dispute(donation_id=donation.id, stripe_dispute_id=dispute["id"], amount=dispute["amount"],
+                      currency=dispute["currency"].upper(), reason=dispute.get("reason"), status=dispute["status"],
+                      opened_at=_timestamp(dispute.get("created")) or at)
+        db.session.add(row)
+    if row.closed_at is None:  # a closed dispute is final: an older "open" snapshot does not reopen it
+        row.status = dispute["status"]
+    if row.status in ("won", "lost") and row.closed_at is None:
+        row.closed_at = at
+    if row.status == "won":
+        if donation.status is DonationStatus.DISPUTED:
+            donation.transition(DonationStatus.PARTIALLY_REFUNDED if donation.amount_refunded
+                                else DonationStatus.SUCCEEDED)
+    elif donation.status in (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED):
+        donation.transition(DonationStatus.DISPUTED)  # open, or lost: the money went back to the bank
+    return f"donation {donation.id} {donation.status.value} (dispute {row.status})"
 
 
 # -- recurring gifts ---------------------------------------------------------------------------------

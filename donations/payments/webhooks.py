@@ -136,6 +136,9 @@ def dispatch(event: dict[str, Any]) -> str:
         case "checkout.session.expired":
             # https://docs.stripe.com/api/events/types#event_types-checkout.session.expired
             return checkout_ops.expire_attempt(obj)
+        case "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed":
+            # https://docs.stripe.com/api/events/types#event_types-charge.dispute.closed
+            return ledger.record_dispute(obj, occurred)
         case "charge.refunded":
             # https://docs.stripe.com/api/events/types#event_types-charge.refunded
             return ledger.record_charge_refunded(obj, occurred)

@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..campaigns.models import Campaign
 from ..extensions import db
 from ..ledger.models import (
+    Dispute,
     Donation,
     DonationStatus,
     Frequency,
@@ -284,8 +285,8 @@ def figures(period: Period) -> dict:
         "raised": {c: int(total) for c, total, _ in raised},
         "gifts": sum(n for _, _, n in raised),
         "refunds": _money_by_currency(refunds),
-        "disputes": db.session.scalar(select(func.count()).select_from(Donation).where(
-            Donation.status == DonationStatus.DISPUTED, in_period)),
+        "disputes": db.session.scalar(select(func.count()).select_from(Dispute).where(
+            Dispute.opened_at >= period.start, Dispute.opened_at < period.end)),
         "new_supporters": db.session.scalar(select(func.count()).select_from(first_gift).where(
             first_gift.c.first >= period.start, first_gift.c.first < period.end)),
         "churned": db.session.scalar(select(func.count()).select_from(RecurringDonation).where(

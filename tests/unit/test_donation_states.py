@@ -21,6 +21,7 @@ ALLOWED = {
     (S.PARTIALLY_REFUNDED, S.REFUNDED),
     (S.PARTIALLY_REFUNDED, S.DISPUTED),
     (S.DISPUTED, S.SUCCEEDED),  # dispute won
+    (S.DISPUTED, S.PARTIALLY_REFUNDED),  # dispute won on a gift that was partly refunded before
     (S.DISPUTED, S.REFUNDED),  # dispute lost
 }
 ILLEGAL = sorted(
