@@ -124,15 +124,21 @@ def mark_succeeded(donation: Donation, at: datetime) -> None:
     emails.queue_receipt(donation)
 
 
+def _donation_for_payment(intent: str | None) -> Donation | None:
+    """The donation a Stripe payment belongs to, locked while an event changes it; None when not ours."""
+    if not intent:
+        return None
+    return db.session.scalars(
+        select(Donation).where(Donation.stripe_payment_intent_id == intent).with_for_update()
+    ).one_or_none()
+
+
 def record_charge_refunded(charge: dict[str, Any], at: datetime) -> str:
     """A refund went through at Stripe: the donation shows what has been refunded so far.
 
     Stripe's charge carries the running total, so repeated or reordered events never count a refund twice.
     """
-    intent = charge.get("payment_intent")
-    donation = db.session.scalars(
-        select(Donation).where(Donation.stripe_payment_intent_id == intent).with_for_update()
-    ).one_or_none() if intent else None
+    donation = _donation_for_payment(charge.get("payment_intent"))
     if donation is None:
         return "ignored: not ours (unknown payment)"
     refunded = min(int(charge.get("amount_refunded") or 0), donation.amount)
@@ -151,10 +157,7 @@ def record_dispute(dispute: dict[str, Any], at: datetime) -> str:
 
     Stripe's dispute object carries its own status, so events in any order end in the same state.
     """
-    intent = dispute.get("payment_intent")
-    donation = db.session.scalars(
-        select(Donation).where(Donation.stripe_payment_intent_id == intent).with_for_update()
-    ).one_or_none() if intent else None
+    donation = _donation_for_payment(dispute.get("payment_intent"))
     if donation is None:
         return "ignored: not ours (unknown payment)"
     row = db.session.scalars(select(Dispute).where(Dispute.stripe_dispute_id == dispute["id"])).one_or_none()
