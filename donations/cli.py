@@ -46,21 +46,26 @@ def register_cli(app: Flask) -> None:
     @export.command("donations")
     @click.option("--from", "start", required=True, callback=_date, help="First day, YYYY-MM-DD (UTC).")
     @click.option("--to", "end", required=True, callback=_date, help="Last day, YYYY-MM-DD (UTC), included.")
-    @click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
     @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="File to write; default stdout.")
     def export_donations(start, end, fmt, output):
         """One row per donation paid in the period."""
-        from .reports.exports import write_donations_csv
+        from .extensions import db
+        from .reports.exports import write_donations_csv, write_donations_xlsx
+        from .staff.auth import audit
 
         if end < start:
             raise click.BadParameter("--to is before --from", param_hint="--to")
-        from .extensions import db
-        from .staff.auth import audit
+        if fmt == "xlsx" and not output:
+            raise click.BadParameter("an XLSX file needs --output FILE", param_hint="--output")
 
         audit("export", "donations", None, actor=None, email="cli", start=str(start), end=str(end),
               output=output or "stdout")
         db.session.commit()
-        if output:
+        if fmt == "xlsx":
+            count = write_donations_xlsx(output, start, end)
+            click.echo(f"wrote {count} donations to {output}", err=True)
+        elif output:
             with open(output, "w", newline="", encoding="utf-8") as out:
                 count = write_donations_csv(out, start, end)
             click.echo(f"wrote {count} donations to {output}", err=True)
