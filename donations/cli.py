@@ -44,16 +44,27 @@ def register_cli(app: Flask) -> None:
             pass
 
     @export.command("donations")
-    @click.option("--from", "start", required=True, callback=_date, help="First day, YYYY-MM-DD (UTC).")
-    @click.option("--to", "end", required=True, callback=_date, help="Last day, YYYY-MM-DD (UTC), included.")
+    @click.option("--from", "start", callback=_date, help="First day, YYYY-MM-DD (UTC).")
+    @click.option("--to", "end", callback=_date, help="Last day, YYYY-MM-DD (UTC), included.")
+    @click.option("--fiscal-year", type=click.IntRange(2000, 2100),
+                  help="A whole fiscal year instead of --from/--to: the year it starts in (FISCAL_YEAR_START_MONTH).")
     @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+    @click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 byte order mark, for Excel.")
     @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="File to write; default stdout.")
-    def export_donations(start, end, fmt, output):
+    def export_donations(start, end, fiscal_year, fmt, bom, output):
         """One row per donation paid in the period."""
         from .extensions import db
-        from .reports.exports import write_donations_csv, write_donations_xlsx
+        from .reports.exports import fiscal_year_days, write_donations_csv, write_donations_xlsx
         from .staff.auth import audit
 
+        if fiscal_year is not None:
+            if start or end:
+                raise click.BadParameter("give --fiscal-year or --from/--to, not both", param_hint="--fiscal-year")
+            start, end = fiscal_year_days(fiscal_year, app.config["FISCAL_YEAR_START_MONTH"])
+        if start is None:
+            raise click.UsageError("Missing option '--from' (or give --fiscal-year)")
+        if end is None:
+            raise click.UsageError("Missing option '--to' (or give --fiscal-year)")
         if end < start:
             raise click.BadParameter("--to is before --from", param_hint="--to")
         if fmt == "xlsx" and not output:
@@ -66,10 +77,12 @@ def register_cli(app: Flask) -> None:
             count = write_donations_xlsx(output, start, end)
             click.echo(f"wrote {count} donations to {output}", err=True)
         elif output:
-            with open(output, "w", newline="", encoding="utf-8") as out:
+            with open(output, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as out:
                 count = write_donations_csv(out, start, end)
             click.echo(f"wrote {count} donations to {output}", err=True)
         else:
+            if bom:
+                sys.stdout.write("\ufeff")
             write_donations_csv(sys.stdout, start, end)
 
     sandbox = AppGroup("sandbox", help="The offline payment sandbox.")

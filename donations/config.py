@@ -55,6 +55,8 @@ class Config:
         #: "Cover the processing fee": percent of the total plus a fixed part per currency (minor units).
         self.FEE_PERCENT = env.get("FEE_PERCENT", "1.5")
         self.FEE_FIXED = _per_currency(env.get("FEE_FIXED", "EUR:25,USD:30,GBP:20"))
+        #: The month the publisher's fiscal year starts in (1 = January, 4 = April).
+        self.FISCAL_YEAR_START_MONTH = int(env.get("FISCAL_YEAR_START_MONTH", "1"))
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
         #: How long a "manage your donation" link in an email keeps working.
         self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
@@ -106,6 +108,8 @@ class Config:
 
         if self.DONATIONS_ENV not in ("development", "production"):
             raise ConfigError(f"DONATIONS_ENV must be development or production, not {self.DONATIONS_ENV!r}")
+        if not 1 <= self.FISCAL_YEAR_START_MONTH <= 12:
+            raise ConfigError("FISCAL_YEAR_START_MONTH must be a month number from 1 to 12")
         if not self.CURRENCIES:
             raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:

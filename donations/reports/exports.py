@@ -19,6 +19,13 @@ DONATION_COLUMNS = [
 ]
 
 
+def fiscal_year_days(year: int, start_month: int) -> tuple[date, date]:
+    """First and last day of the fiscal year that starts in ``start_month`` of ``year`` (April: Apr 1 – Mar 31)."""
+    first = date(year, start_month, 1)
+    following = date(year + 1, start_month, 1)
+    return first, following - timedelta(days=1)
+
+
 def _text(value: str | None) -> str:
     """Text a reader typed, defused for spreadsheets: a leading = + - @ would make a formula."""
     value = value or ""

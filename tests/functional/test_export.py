@@ -150,3 +150,32 @@ def test_supporter_name_cannot_become_a_spreadsheet_formula(app_ctx, client):
 
     assert name in row["supporter_name"]
     assert not row["supporter_name"].startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_fiscal_year_exports_april_to_march(app_ctx, client, monkeypatch):
+    monkeypatch.setitem(app_ctx.config, "FISCAL_YEAR_START_MONTH", 4)
+    inside = [paid_donation(client, utc(2026, 4, 1, 0, 0, 0)), paid_donation(client, utc(2027, 3, 31, 23, 59, 59))]
+    paid_donation(client, utc(2026, 3, 31, 23, 59, 59))
+    paid_donation(client, utc(2027, 4, 1, 0, 0, 0))
+
+    exported = rows(export(app_ctx, "--fiscal-year", "2026"))
+
+    assert [int(row["donation_id"]) for row in exported] == [d.id for d in inside]
+
+
+def test_fiscal_year_and_dates_together_are_refused(app_ctx):
+    result = export(app_ctx, "--fiscal-year", "2026", "--from", "2026-01-01")
+
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_bom_for_excel_starts_the_csv(app_ctx, client, tmp_path):
+    paid_donation(client, utc(2026, 3, 10, 12, 0, 0))
+    path = tmp_path / "q.csv"
+
+    result = export(app_ctx, "--from", "2026-03-01", "--to", "2026-03-31", "--bom", "--output", str(path))
+
+    assert result.exit_code == 0
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfdonation_id,")
+    assert path.read_text(encoding="utf-8-sig").splitlines()[0] == HEADER
