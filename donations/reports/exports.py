@@ -91,7 +91,7 @@ def write_donations_csv(out: IO[str], start: date, end: date) -> int:
     return count
 
 
-def write_donations_xlsx(path: str, start: date, end: date) -> int:
+def write_donations_xlsx(path: str | IO[bytes], start: date, end: date) -> int:
     """Write the donations as XLSX: one sheet per currency (amounts never mix), numbers as numbers,
     times as dates (UTC), text defused like the CSV's. openpyxl's write-only mode keeps memory flat."""
     from openpyxl import Workbook

@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "emails.read": frozenset({A, S}),
     "emails.write": frozenset({A, S}),
     "audit.read": frozenset({A, S, C}),
+    "reports.read": frozenset({A, C}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

@@ -1,9 +1,22 @@
 """/staff: sign-in, dashboard, supporters, donations, refunds, campaigns, outbox, audit, users."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -15,6 +28,7 @@ from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
 from ..mail.models import EmailStatus, OutboxEmail
 from ..money import Money
 from ..payments.gateway import GatewayError
+from ..reports.exports import DONATION_COLUMNS, donation_rows, write_donations_xlsx
 from . import auth, charts
 from . import operations as ops
 from .forms import ActionForm, CampaignForm, LoginForm, RefundForm, UserChangeForm, UserForm
@@ -282,6 +296,46 @@ def outbox():
     if status in {s.value for s in EmailStatus}:
         stmt = stmt.where(OutboxEmail.status == EmailStatus(status))
     return render_template("staff/emails.html", rows=list(db.session.scalars(stmt)), status=status)
+
+
+@bp.get("/reports")
+@auth.require("reports.read")
+def reports():
+    """The accountant's downloads; with ?from=&to=&format= the donations export itself."""
+    date_from, date_to = _date_arg("from"), _date_arg("to")
+    fmt = request.args.get("format", "")
+    if not (date_from and date_to and fmt in ("csv", "xlsx")):
+        today = date.today()
+        return render_template("staff/reports.html", default_from=today.replace(day=1), default_to=today,
+                               error="Choose a first and a last day." if request.args else None), (
+            400 if request.args else 200)
+    if date_to < date_from:
+        return render_template("staff/reports.html", default_from=date_from, default_to=date_to,
+                               error="The last day is before the first."), 400
+    auth.audit("export", "donations", None, start=str(date_from), end=str(date_to), format=fmt)
+    db.session.commit()
+    name = f"donations-{date_from}-{date_to}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "xlsx":
+        data = io.BytesIO()  # a zip file cannot be streamed before it is complete
+        write_donations_xlsx(data, date_from, date_to)
+        return Response(data.getvalue(), headers=headers,
+                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    return Response(stream_with_context(_csv_stream(date_from, date_to)), headers=headers, mimetype="text/csv")
+
+
+def _csv_stream(date_from, date_to):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(DONATION_COLUMNS)
+    for row in donation_rows(date_from, date_to):
+        writer.writerow(row)
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 @bp.get("/audit")

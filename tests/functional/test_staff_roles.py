@@ -52,6 +52,7 @@ ROUTES = [
     Route("POST", "staff.save_campaign", "/staff/campaigns/{campaign}"),
     Route("GET", "staff.outbox", "/staff/emails"),
     Route("GET", "staff.audit_log", "/staff/audit"),
+    Route("GET", "staff.reports", "/staff/reports"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
