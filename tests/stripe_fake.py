@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from contextlib import contextmanager
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -229,16 +230,15 @@ def _error(status: int, error: dict) -> Response:
     return _json(status, {"error": error})
 
 
-@pytest.fixture
-def fake_stripe(monkeypatch):
-    """A fake Stripe API on a free loopback port, running for one test; yields the FakeStripe."""
+@contextmanager
+def serving(fake: FakeStripe, monkeypatch):
+    """Serve ``fake`` on a free loopback port for the length of the block; sets ``fake.url``."""
     # The SDK would otherwise write a telemetry id under the home directory.
     monkeypatch.setattr(stripe, "enable_telemetry", False)
-    fake = FakeStripe()
     server = make_server("127.0.0.1", 0, fake, threaded=True)
     fake.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="fake-stripe", daemon=True)
+                              name=f"fake-{type(fake).__name__}", daemon=True)
     thread.start()
     try:
         yield fake
@@ -247,3 +247,10 @@ def fake_stripe(monkeypatch):
         server.shutdown()
         thread.join(5)
         server.server_close()
+
+
+@pytest.fixture
+def fake_stripe(monkeypatch):
+    """A fake Stripe API on a free loopback port, running for one test; yields the FakeStripe."""
+    with serving(FakeStripe(), monkeypatch) as fake:
+        yield fake

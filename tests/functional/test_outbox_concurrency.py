@@ -10,15 +10,20 @@ from donations.mail.sender import send_due
 from tests.conftest import run_threads
 
 
-def test_four_senders_at_once_send_each_email_once(postgres, committing_app, smtp_server, monkeypatch):
-    host, port, received = smtp_server
-    monkeypatch.setitem(committing_app.config, "SMTP_URL", f"smtp://{host}:{port}")
-    with committing_app.test_request_context():
-        for n in range(12):
+def queue_emails(app, count: int) -> None:
+    """``count`` emails to distinct readers, committed, as the ledger would leave them in the outbox."""
+    with app.test_request_context():
+        for n in range(count):
             outbox.queue("manage_link", f"reader{n}@example.com",
                          {"publication": "P", "public_url": "http://x", "name": None, "manage_url": "http://x/a"},
                          dedupe_key=f"test:{n}")
         db.session.commit()
+
+
+def test_four_senders_at_once_send_each_email_once(postgres, committing_app, smtp_server, monkeypatch):
+    host, port, received = smtp_server
+    monkeypatch.setitem(committing_app.config, "SMTP_URL", f"smtp://{host}:{port}")
+    queue_emails(committing_app, 12)
 
     def sender(_):
         with committing_app.app_context():
@@ -42,12 +47,7 @@ def test_a_second_sender_starting_mid_batch_finds_nothing_left_to_send(postgres,
 
     host, port, received = smtp_server
     monkeypatch.setitem(committing_app.config, "SMTP_URL", f"smtp://{host}:{port}")
-    with committing_app.test_request_context():
-        for n in range(5):
-            outbox.queue("manage_link", f"reader{n}@example.com",
-                         {"publication": "P", "public_url": "http://x", "name": None, "manage_url": "http://x/a"},
-                         dedupe_key=f"test:{n}")
-        db.session.commit()
+    queue_emails(committing_app, 5)
     first_thread, calls, second = threading.get_ident(), [], {}
     real_send = sender_module.SMTPTransport.send
 

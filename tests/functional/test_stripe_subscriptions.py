@@ -18,15 +18,12 @@ import inspect
 import re
 import secrets
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import pytest
-import stripe
 from sqlalchemy import select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from donations.accounts.tokens import manage_url, read_token
@@ -37,7 +34,7 @@ from donations.payments.gateway import CheckoutRequest, GatewayError, PaymentGat
 from donations.payments.sandbox_gateway import SandboxGateway
 from donations.payments.stripe_gateway import StripeGateway
 from tests.functional.helpers import hidden_value
-from tests.stripe_fake import FakeStripe, RecordedRequest, _json
+from tests.stripe_fake import FakeStripe, RecordedRequest, _json, serving
 
 SECRET_KEY = "sk_test_123"
 PUBLIC = "http://donations.test"
@@ -245,20 +242,8 @@ class FakeStripeBilling(FakeStripe):
 @pytest.fixture
 def fake_billing(monkeypatch):
     """A fake Stripe API with Billing on a free loopback port, running for one test."""
-    monkeypatch.setattr(stripe, "enable_telemetry", False)
-    fake = FakeStripeBilling()
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="fake-stripe-billing", daemon=True)
-    thread.start()
-    try:
+    with serving(FakeStripeBilling(), monkeypatch) as fake:
         yield fake
-    finally:
-        fake.release_all()
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
 
 
 @pytest.fixture
