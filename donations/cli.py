@@ -99,6 +99,45 @@ def register_cli(app: Flask) -> None:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no renewals were due"
         click.echo(f"advanced {days} days: {summary}")
 
+    @sandbox.command("payout")
+    def sandbox_payout():
+        """Pay the sandbox balance out, one payout per currency, as Stripe's automatic payouts do."""
+        from .payments import sandbox_gateway
+
+        if not sandbox_gateway.in_use():
+            raise click.UsageError("the sandbox is not in use (STRIPE_SECRET_KEY is set)")
+        made = sandbox_gateway.payout()
+        for payout in made:
+            click.echo(f"{payout['id']}: {payout['amount']} {payout['currency'].upper()} paid")
+        if not made:
+            click.echo("nothing to pay out")
+
+    books = AppGroup("books", help="The books: Stripe's balance, payouts, closed periods.")
+
+    @books.command("settle")
+    def books_settle():
+        """Fetch what Stripe has settled now (fees, refunds, payouts' lines) instead of waiting for the job."""
+        from .ledger.jobs import settle_books
+
+        counts = settle_books()
+        click.echo(", ".join(f"{name} {count}" for name, count in counts.items()))
+
+    @books.command("close")
+    @click.option("--through", callback=_date, required=True, help="Last day to close, YYYY-MM-DD (UTC).")
+    def books_close(through):
+        """Close the books through a day: later lines for it go to the next open day, with a note."""
+        from .extensions import db
+        from .ledger.payouts import BooksError, close_books
+        from .staff.auth import audit
+
+        try:
+            close_books(through, "cli")
+        except BooksError as exc:
+            raise click.BadParameter(str(exc), param_hint="--through") from None
+        audit("books.close", "closed_period", None, actor=None, email="cli", through=str(through))
+        db.session.commit()
+        click.echo(f"the books are closed through {through.isoformat()}")
+
     users = AppGroup("users", help="Staff users.")
 
     @users.command("create")
@@ -148,5 +187,5 @@ def register_cli(app: Flask) -> None:
         click.echo(f"demo: {added} gifts added" if added else "demo: the ledger has gifts already")
         click.echo(f"Staff sign-in: {app.config['PUBLIC_URL']}/staff/login  {email} / {password}")
 
-    for group in (outbox, scheduler, export, sandbox, users):
+    for group in (outbox, scheduler, export, sandbox, books, users):
         app.cli.add_command(group)

@@ -1,7 +1,7 @@
 """Imports every model so that Alembic and the app see all tables."""
 from .campaigns.models import Campaign  # noqa: F401
 from .checkout.models import CheckoutAttempt  # noqa: F401
-from .ledger.models import Dispute, Donation, ReceiptSequence, RecurringChange, RecurringDonation, Refund, StripeEvent, Supporter  # noqa: F401
+from .ledger.models import ClosedPeriod, Dispute, Donation, LedgerLine, Payout, ReceiptSequence, RecurringChange, RecurringDonation, Refund, StripeEvent, Supporter  # noqa: F401
 from .mail.models import OutboxEmail  # noqa: F401
 from .payments.models import SandboxObject  # noqa: F401
 from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401

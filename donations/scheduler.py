@@ -8,7 +8,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from .extensions import db
-from .ledger.jobs import fill_missing_fees
+from .ledger.jobs import settle_books
 from .mail.sender import send_due
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,6 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS)
     scheduler.add_job(run_job, "interval", seconds=app.config["OUTBOX_INTERVAL_SECONDS"], args=[app, send_due],
                       id="outbox.send", name="Send due emails")
-    scheduler.add_job(run_job, "interval", minutes=5, args=[app, fill_missing_fees],
-                      id="ledger.fees", name="Fill in Stripe's fees")
+    scheduler.add_job(run_job, "interval", minutes=5, args=[app, settle_books],
+                      id="ledger.books", name="Fees, refunds and payouts from Stripe's balance")
     return scheduler

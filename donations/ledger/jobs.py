@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
-
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from ..extensions import db
 from ..payments.gateway import GatewayError, get_gateway
-from .models import Donation, DonationStatus
+from .models import Donation, DonationStatus, LedgerLine, LineKind
+from .payouts import apply_charge_balance, fetch_refund_balances, reconcile_payouts
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +16,20 @@ PAID = (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED, DonationSta
         DonationStatus.DISPUTED)
 
 
-def fill_missing_fees(limit: int = 200) -> dict[str, int]:
-    """Give paid donations their Stripe fee and net from the charge's balance transaction.
+def fill_missing_fees(limit: int = 500) -> dict[str, int]:
+    """Give paid donations their Stripe fee and net from the charge's balance transaction, and put
+    the gift and its fee in the books.
 
     Stripe often settles after the first events arrive, so this runs on a schedule rather than on
-    the webhook's path. One donation's failure never stops the others; it is tried on the next run.
+    the webhook's path. Newest first, so that a payment Stripe cannot find never holds up new ones;
+    one donation's failure never stops the others, and it is tried on the next run.
     """
     gateway = get_gateway()
     counts = {"filled": 0, "not_settled": 0, "failed": 0}
+    booked = exists().where(LedgerLine.donation_id == Donation.id, LedgerLine.kind == LineKind.GIFT)
     rows = db.session.scalars(
-        select(Donation).where(Donation.fee.is_(None), Donation.status.in_(PAID),
-                               Donation.stripe_payment_intent_id.is_not(None))
-        .order_by(Donation.paid_at).limit(limit))
+        select(Donation).where(~booked, Donation.status.in_(PAID), Donation.stripe_payment_intent_id.is_not(None))
+        .order_by(Donation.id.desc()).limit(limit))
     for donation in list(rows):
         try:
             balance = gateway.payment_balance(donation.stripe_payment_intent_id)
@@ -39,11 +40,13 @@ def fill_missing_fees(limit: int = 200) -> dict[str, int]:
         if balance is None:
             counts["not_settled"] += 1
             continue
-        donation.fee, donation.net = int(balance["fee"]), int(balance["net"])
-        donation.settlement_currency = balance["currency"].upper()
-        rate = balance.get("exchange_rate")
-        donation.exchange_rate = None if rate is None else str(Decimal(str(rate)))
+        apply_charge_balance(donation, balance)
         counts["filled"] += 1
         db.session.commit()
     db.session.commit()
     return counts
+
+
+def settle_books() -> dict[str, int]:
+    """The books job: fees of new gifts, balance lines of refunds, and the lines of new payouts."""
+    return {**fill_missing_fees(), **fetch_refund_balances(), **reconcile_payouts()}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, false
@@ -285,3 +285,102 @@ class StripeEvent(db.Model):
     processed_at: Mapped[datetime | None]
     #: What processing did: ``processed``, ``ignored: <why>``.
     outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class LineKind(enum.StrEnum):
+    """What moved money in the Stripe balance. One Stripe balance transaction makes one or two lines:
+    its amount, and its fee when it has one."""
+
+    GIFT = "gift"
+    FEE = "fee"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    DISPUTE_FEE = "dispute_fee"
+    DISPUTE_REVERSAL = "dispute_reversal"
+    PAYOUT = "payout"
+    #: A balance movement that is not about a donation (another product, a Stripe adjustment): kept, so
+    #: that a payout's lines still add up, and shown so that the accountant can book it.
+    OTHER = "other"
+
+
+class Payout(db.Model):
+    """Money Stripe sent (or failed to send) from the balance to the publisher's bank account."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_payout_id: Mapped[str] = mapped_column(String(255), unique=True)
+    #: What was sent to the bank, in minor units of ``currency``.
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Stripe's status: ``paid``, ``failed``, ``canceled``…
+    status: Mapped[str] = mapped_column(String(32))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    #: Stripe's ``created`` and the day the money is expected in the bank (``arrival_date``).
+    created: Mapped[datetime]
+    arrival_date: Mapped[date] = mapped_column(index=True)
+    #: The sum of the payout's lines except the payout itself, once they are fetched from Stripe;
+    #: equal to ``amount`` when the books reconcile.
+    lines_total: Mapped[int | None]
+    lines_count: Mapped[int | None]
+    reconciled_at: Mapped[datetime | None]
+    #: Stripe's time of the newest payout object applied; older events do not overwrite it.
+    status_at: Mapped[datetime | None]
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def difference(self) -> int | None:
+        """What the lines add up to beyond (or short of) the bank amount; None until fetched."""
+        return None if self.lines_total is None else self.lines_total - self.amount
+
+
+class LedgerLine(db.Model):
+    """One money movement in the Stripe balance, as Stripe's balance transaction reports it: the books.
+
+    Amounts are signed (into the balance is positive) in the balance's currency. Each line is made once,
+    keyed by its balance transaction and part, however often or by whichever path Stripe tells us of it.
+    """
+
+    __tablename__ = "ledger_lines"
+    __table_args__ = (CheckConstraint("amount <> 0", name="amount_not_zero"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: ``<balance transaction id>:<part>``: what makes a line unique.
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[LineKind] = mapped_column(enum_column(LineKind, "line_kind"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    #: When Stripe made the balance transaction.
+    occurred_at: Mapped[datetime]
+    #: The day the line is in the books: the day it occurred, or the first open day when that was closed.
+    booked_on: Mapped[date] = mapped_column(index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    stripe_balance_transaction_id: Mapped[str] = mapped_column(String(255), index=True)
+    #: The object that moved the money (``ch_…``, ``re_…``, ``dp_…``, ``po_…``).
+    stripe_source_id: Mapped[str | None] = mapped_column(String(255))
+    donation_id: Mapped[int | None] = mapped_column(ForeignKey("donations.id"), index=True)
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    payout: Mapped[Payout | None] = relationship()
+    donation: Mapped[Donation | None] = relationship()
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class ClosedPeriod(db.Model):
+    """The books were closed through ``closed_through``: lines that arrive later for a day up to it are
+    booked on the first open day instead, with a note, so a filed month never changes."""
+
+    __tablename__ = "closed_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    closed_through: Mapped[date] = mapped_column(unique=True)
+    closed_at: Mapped[datetime] = mapped_column(default=now_utc)
+    closed_by: Mapped[str] = mapped_column(String(254))

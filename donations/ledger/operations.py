@@ -23,6 +23,7 @@ from .models import (
     Refund,
     Supporter,
 )
+from .payouts import book_dispute_balances
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,8 @@ def record_dispute(dispute: dict[str, Any], at: datetime) -> str:
         row.status = dispute["status"]
     if row.status in ("won", "lost") and row.closed_at is None:
         row.closed_at = at
+    db.session.flush()
+    book_dispute_balances(dispute, row)
     if row.status == "won":
         if donation.status is DonationStatus.DISPUTED:
             donation.transition(DonationStatus.PARTIALLY_REFUNDED if donation.amount_refunded

@@ -89,6 +89,15 @@ class PaymentGateway(Protocol):
         """Refund ``amount`` (minor units) of a payment; the ledger changes when ``charge.refunded`` arrives."""
         ...
 
+    def payment_refunds(self, payment_intent_id: str) -> list[dict]:
+        """The refunds of a payment, each with its ``balance_transaction`` expanded once Stripe has one."""
+        ...
+
+    def payout_balance_transactions(self, payout_id: str) -> list[dict]:
+        """Every balance transaction paid out in a payout, the payout's own included, each with its
+        ``source`` expanded (the charge, refund, dispute or payout), all pages."""
+        ...
+
 
 def init_gateway(app: Flask) -> None:
     """Pick the gateway from the configuration: Stripe with a secret key, else the sandbox."""

@@ -219,14 +219,79 @@ class SandboxGateway:
 
 
     def payment_balance(self, payment_intent_id: str) -> dict | None:
-        """The sandbox settles at once, in the payment's currency, at 1.5 % + 0.25 (Stripe's EU card price)."""
         intent = _load(payment_intent_id, "payment_intent")
         if intent is None or intent["status"] != "succeeded":
             return None
-        fee = (intent["amount"] * 15 + 999) // 1000 + 25
-        return {"id": f"txn_for_{payment_intent_id}", "object": "balance_transaction", "type": "charge",
-                "amount": intent["amount"], "currency": intent["currency"], "fee": fee,
-                "net": intent["amount"] - fee, "exchange_rate": None, "source": intent.get("latest_charge")}
+        return _charge_balance(intent)
+
+    def payment_refunds(self, payment_intent_id: str) -> list[dict]:
+        refunds = db.session.scalars(select(SandboxObject).where(
+            SandboxObject.id.like("re\\_sandbox\\_%", escape="\\")).order_by(SandboxObject.created_at))
+        return [{**row.data, "balance_transaction": _refund_balance(row.data)} for row in refunds
+                if row.data.get("payment_intent") == payment_intent_id]
+
+    def payout_balance_transactions(self, payout_id: str) -> list[dict]:
+        row = db.session.get(SandboxObject, f"txns:{payout_id}")
+        if row is None:
+            raise GatewayError(f"No such payout: '{payout_id}'", answered=True)
+        return [dict(balance) for balance in row.data["data"]]
+
+
+def _charge_balance(intent: dict) -> dict:
+    """The sandbox settles at once, in the payment's currency, at 1.5 % + 0.25 (Stripe's EU card price)."""
+    fee = (intent["amount"] * 15 + 999) // 1000 + 25
+    charge = {"id": intent.get("latest_charge"), "object": "charge", "amount": intent["amount"],
+              "currency": intent["currency"], "payment_intent": intent["id"]}
+    return {"id": f"txn_for_{intent['id']}", "object": "balance_transaction", "type": "charge",
+            "reporting_category": "charge", "amount": intent["amount"], "currency": intent["currency"],
+            "fee": fee, "net": intent["amount"] - fee, "exchange_rate": None, "created": intent["created"],
+            "source": charge}
+
+
+def _refund_balance(refund: dict) -> dict:
+    return {"id": f"txn_for_{refund['id']}", "object": "balance_transaction", "type": "refund",
+            "reporting_category": "refund", "amount": -refund["amount"], "currency": refund["currency"], "fee": 0,
+            "net": -refund["amount"], "exchange_rate": None, "created": refund["created"], "source": dict(refund)}
+
+
+def payout() -> list[dict]:
+    """Pay the sandbox balance out to the bank, one payout per currency, as Stripe's automatic payouts
+    do: every settled charge and refund not paid out yet, then a ``payout.paid`` event for each."""
+    pending: dict[str, list[tuple[SandboxObject, dict]]] = {}
+    rows = db.session.scalars(select(SandboxObject).where(
+        SandboxObject.id.like("pi\\_sandbox\\_%", escape="\\") | SandboxObject.id.like("re\\_sandbox\\_%", escape="\\"))
+        .order_by(SandboxObject.created_at))
+    for row in rows:
+        obj = row.data
+        if obj.get("paid_out_in"):
+            continue
+        if obj.get("object") == "payment_intent" and obj.get("status") == "succeeded":
+            pending.setdefault(obj["currency"], []).append((row, _charge_balance(obj)))
+        elif obj.get("object") == "refund":
+            pending.setdefault(obj["currency"], []).append((row, _refund_balance(obj)))
+    at, events, made = now(), [], []
+    for currency, items in sorted(pending.items()):
+        amount = sum(balance["net"] for _, balance in items)
+        if amount <= 0:
+            continue  # Stripe pays out only a positive balance
+        payout_id = _new_id("po")
+        own = {"id": f"txn_for_{payout_id}", "object": "balance_transaction", "type": "payout",
+               "reporting_category": "payout", "amount": -amount, "currency": currency, "fee": 0, "net": -amount,
+               "exchange_rate": None, "created": at}
+        obj = {"id": payout_id, "object": "payout", "amount": amount, "currency": currency, "status": "paid",
+               "arrival_date": at + 2 * 86400, "created": at, "automatic": True, "method": "standard",
+               "balance_transaction": own["id"], "failure_balance_transaction": None, "failure_code": None,
+               "failure_message": None, "livemode": False}
+        own["source"] = dict(obj)
+        _save(obj)
+        db.session.merge(SandboxObject(id=f"txns:{payout_id}", data={
+            "object": "sandbox.payout_transactions", "data": [balance for _, balance in items] + [own]}))
+        for row, _ in items:
+            row.data = {**row.data, "paid_out_in": payout_id}
+        events.append(_event("payout.paid", obj, at))
+        made.append(obj)
+    _publish(events)
+    return made
 
 
 def _subscription_or_error(subscription_id: str) -> dict:

@@ -106,6 +106,27 @@ class StripeGateway:
                             {"idempotency_key": idempotency_key})
         return refund.to_dict()
 
+    def payment_refunds(self, payment_intent_id: str) -> list[dict]:
+        """https://docs.stripe.com/api/refunds/list"""
+        return self._all(f"the refunds of {payment_intent_id}", self.client.v1.refunds.list,
+                         {"payment_intent": payment_intent_id, "expand": ["data.balance_transaction"]})
+
+    def payout_balance_transactions(self, payout_id: str) -> list[dict]:
+        """https://docs.stripe.com/api/balance_transactions/list (``payout`` filter)"""
+        return self._all(f"the transactions of {payout_id}", self.client.v1.balance_transactions.list,
+                         {"payout": payout_id, "expand": ["data.source"]})
+
+    def _all(self, what: str, method, params: dict) -> list[dict]:
+        """Every page of a list, 100 at a time; each request goes through ``_call``, so an error on
+        any page is a GatewayError and nothing half-read is returned."""
+        found: list[dict] = []
+        while True:
+            page = self._call(what, method, {**params, "limit": 100,
+                                             **({"starting_after": found[-1]["id"]} if found else {})})
+            found += [item.to_dict() for item in page.data]
+            if not page.has_more or not page.data:
+                return found
+
     def _update(self, subscription_id: str, params: dict, options: dict | None = None) -> dict:
         args = (subscription_id, params) + ((options,) if options else ())
         return self._call(f"updating subscription {subscription_id}", self.client.v1.subscriptions.update,

@@ -18,6 +18,7 @@ from ..checkout import operations as checkout_ops
 from ..db import now_utc
 from ..extensions import csrf, db
 from ..ledger import operations as ledger
+from ..ledger import payouts
 from ..ledger.models import IllegalTransition, StripeEvent
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,12 @@ def dispatch(event: dict[str, Any]) -> str:
         case "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed":
             # https://docs.stripe.com/api/events/types#event_types-charge.dispute.closed
             return ledger.record_dispute(obj, occurred)
+        case "charge.updated":
+            # https://docs.stripe.com/api/events/types#event_types-charge.updated
+            return payouts.record_charge_updated(obj, occurred)
+        case "payout.paid" | "payout.failed" | "payout.canceled" | "payout.updated":
+            # https://docs.stripe.com/api/events/types#event_types-payout.paid
+            return payouts.record_payout(obj, occurred)
         case "charge.refunded":
             # https://docs.stripe.com/api/events/types#event_types-charge.refunded
             return ledger.record_charge_refunded(obj, occurred)
