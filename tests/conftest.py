@@ -80,7 +80,7 @@ def committing_app(app):
     yield app
     with app.app_context():
         db.session.remove()
-        tables = ["outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
+        tables = ["ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
                   "supporters", "receipt_sequences", "sandbox_objects"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

@@ -54,6 +54,8 @@ class RecordedRequest:
     headers: Headers
     #: The form body, flat, with Stripe's bracketed keys as they were sent.
     form: dict[str, str]
+    #: The query string of a GET, flat in the same way (``expand[0]``, ``limit``).
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,7 +131,8 @@ class FakeStripe:
     def __call__(self, environ, start_response):
         request = Request(environ)
         form = dict(parse_qsl(request.get_data(as_text=True), keep_blank_values=True))
-        recorded = RecordedRequest(request.method, request.path, Headers(list(request.headers.items())), form)
+        recorded = RecordedRequest(request.method, request.path, Headers(list(request.headers.items())), form,
+                                   dict(request.args.items()))
         with self._lock:
             self.requests.append(recorded)
             hold = self._holds.popleft() if self._holds else None
