@@ -28,6 +28,31 @@ def _per_currency(value: str | None) -> dict[str, str]:
     return result
 
 
+#: Accounts of the ledger export: the Stripe balance is a clearing account between income and the bank.
+DEFAULT_LEDGER_ACCOUNTS = {
+    "stripe": "1210 Stripe balance",
+    "bank": "1200 Bank",
+    "donations": "4000 Donations",
+    "refunds": "4010 Refunds",
+    "disputes": "4020 Chargebacks",
+    "fees": "6100 Stripe fees",
+    "other": "1290 Stripe suspense",
+}
+
+
+def _pairs(value: str | None) -> dict[str, str]:
+    """Parse ``bank=1200 Bank;fees=6100 Fees`` into a dict (names may hold spaces and commas)."""
+    result: dict[str, str] = {}
+    for item in (value or "").split(";"):
+        if not item.strip():
+            continue
+        key, sep, name = item.partition("=")
+        if not sep:
+            raise ConfigError(f"LEDGER_ACCOUNTS: expected role=account name, got {item.strip()!r}")
+        result[key.strip().lower()] = name.strip()
+    return result
+
+
 class Config:
     """Every setting, read from the environment at construction time."""
 
@@ -57,6 +82,9 @@ class Config:
         self.FEE_FIXED = _per_currency(env.get("FEE_FIXED", "EUR:25,USD:30,GBP:20"))
         #: The month the publisher's fiscal year starts in (1 = January, 4 = April).
         self.FISCAL_YEAR_START_MONTH = int(env.get("FISCAL_YEAR_START_MONTH", "1"))
+        #: The ledger export's accounts, by role; override some or all with
+        #: LEDGER_ACCOUNTS="bank=1200 Bank;fees=6150 Payment fees" (names as in your chart of accounts).
+        self.LEDGER_ACCOUNTS = {**DEFAULT_LEDGER_ACCOUNTS, **_pairs(env.get("LEDGER_ACCOUNTS"))}
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
         #: How long a "manage your donation" link in an email keeps working.
         self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
@@ -110,6 +138,12 @@ class Config:
             raise ConfigError(f"DONATIONS_ENV must be development or production, not {self.DONATIONS_ENV!r}")
         if not 1 <= self.FISCAL_YEAR_START_MONTH <= 12:
             raise ConfigError("FISCAL_YEAR_START_MONTH must be a month number from 1 to 12")
+        unknown = sorted(set(self.LEDGER_ACCOUNTS) - set(DEFAULT_LEDGER_ACCOUNTS))
+        if unknown:
+            raise ConfigError(f"LEDGER_ACCOUNTS: unknown role {unknown[0]!r}; the roles are "
+                              f"{', '.join(DEFAULT_LEDGER_ACCOUNTS)}")
+        if not all(name.strip() for name in self.LEDGER_ACCOUNTS.values()):
+            raise ConfigError("LEDGER_ACCOUNTS: every role needs an account name, as in role=1200 Bank")
         if not self.CURRENCIES:
             raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:

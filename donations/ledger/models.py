@@ -336,6 +336,14 @@ class Payout(db.Model):
         """What the lines add up to beyond (or short of) the bank amount; None until fetched."""
         return None if self.lines_total is None else self.lines_total - self.amount
 
+    @property
+    def lines_money(self) -> Money | None:
+        return None if self.lines_total is None else Money(self.lines_total, self.currency)
+
+    @property
+    def difference_money(self) -> Money | None:
+        return None if self.difference is None else Money(self.difference, self.currency)
+
 
 class LedgerLine(db.Model):
     """One money movement in the Stripe balance, as Stripe's balance transaction reports it: the books.
