@@ -8,7 +8,15 @@ from sqlalchemy import func, select
 
 from .campaigns.operations import DEFAULT_SLUG, get_active
 from .extensions import db
-from .ledger.models import Donation, DonationStatus, Frequency, RecurringDonation, RecurringStatus, Supporter
+from .ledger.models import (
+    Donation,
+    DonationStatus,
+    Frequency,
+    Payout,
+    RecurringDonation,
+    RecurringStatus,
+    Supporter,
+)
 from .ledger.operations import next_receipt_number
 
 NAMES = ["Ada", "Ben", "Chloé", "Dara", "Emil", "Fatima", "Grace", "Hugo", "Ines", "Jonas", "Kofi", "Lena",
@@ -58,7 +66,43 @@ def seed(supporters: int = 120, seed_value: int = 7) -> int:
                 added += _gift(person, campaign.id, amount, currency, Frequency.ONE_OFF, start, article)
                 start = min(now, start + timedelta(days=rng.randint(20, 120)))
     db.session.flush()
+    _pay_out(now)
     return added
+
+
+def _pay_out(now: datetime) -> None:
+    """Stripe's side of the demo gifts: each settles at 1.5 % + 0.25 (as the sandbox charges), and every
+    week's net goes to the bank in one payout per currency, so the books and payouts pages have content."""
+    from .ledger.payouts import book_balance
+
+    weeks: dict[tuple[str, object], list[Donation]] = {}
+    for donation in db.session.scalars(select(Donation).order_by(Donation.paid_at)):
+        fee = (donation.amount * 15 + 999) // 1000 + 25
+        donation.fee, donation.net, donation.settlement_currency = fee, donation.amount - fee, donation.currency
+        monday = (donation.paid_at - timedelta(days=donation.paid_at.weekday())).date()
+        if donation.paid_at < now - timedelta(days=9):
+            weeks.setdefault((donation.currency, monday), []).append(donation)
+        else:
+            book_balance(_balance(donation), donation_id=donation.id)
+    for (currency, monday), gifts in sorted(weeks.items()):
+        created = datetime.combine(monday + timedelta(days=7), datetime.min.time(), timezone.utc)
+        payout = Payout(stripe_payout_id=f"po_demo_{currency.lower()}_{monday:%Y%m%d}", currency=currency,
+                        amount=sum(gift.net for gift in gifts), status="paid", created=created,
+                        arrival_date=monday + timedelta(days=9), status_at=created)
+        db.session.add(payout)
+        db.session.flush()
+        for gift in gifts:
+            book_balance(_balance(gift), donation_id=gift.id, payout=payout)
+        book_balance({"id": f"txn_{payout.stripe_payout_id}", "type": "payout", "amount": -payout.amount, "fee": 0,
+                      "currency": currency, "created": int(created.timestamp()),
+                      "source": payout.stripe_payout_id}, payout=payout)
+        payout.lines_total, payout.lines_count, payout.reconciled_at = payout.amount, len(gifts) + 1, created
+
+
+def _balance(donation: Donation) -> dict:
+    return {"id": f"txn_demo_{donation.id}", "type": "charge", "amount": donation.amount, "fee": donation.fee,
+            "currency": donation.currency, "created": int(donation.paid_at.timestamp()),
+            "source": f"ch_demo_{donation.id}"}
 
 
 def _gift(person, campaign_id, amount, currency, frequency, paid_at, article, recurring=None, invoice=None) -> int:

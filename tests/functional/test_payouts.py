@@ -343,3 +343,16 @@ def test_sandbox_payout_reconciles_gifts_fees_and_refunds(app_ctx, client):
     assert (payout.amount, payout.lines_total, payout.difference) == (2 * 2437 - 1000, 2 * 2437 - 1000, 0)
     assert db.session.scalar(select(func.count()).where(LedgerLine.payout_id.is_(None))) == 0
     assert sandbox_gateway.payout() == []  # nothing left to pay out
+
+
+def test_the_demo_s_weekly_payouts_reconcile(app_ctx):
+    from donations import demo
+
+    assert demo.seed(supporters=30) > 0
+
+    payouts = db.session.scalars(select(Payout)).all()
+    assert payouts and all(p.lines_total == p.amount and p.difference == 0 for p in payouts)
+    for p in payouts:
+        total = db.session.scalar(select(func.sum(LedgerLine.amount)).where(
+            LedgerLine.payout_id == p.id, LedgerLine.kind != LineKind.PAYOUT))
+        assert total == p.amount
