@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "emails.write": frozenset({A, S}),
     "audit.read": frozenset({A, S, C}),
     "reports.read": frozenset({A, C}),
+    "reports.schedule": frozenset({A}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

@@ -9,6 +9,7 @@ from flask import url_for
 
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, RecurringDonation, RecurringStatus
+from donations.staff import schedule_views
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
 from donations.staff.models import AuditEntry, Role
@@ -53,6 +54,9 @@ ROUTES = [
     Route("GET", "staff.outbox", "/staff/emails"),
     Route("GET", "staff.audit_log", "/staff/audit"),
     Route("GET", "staff.reports", "/staff/reports"),
+    Route("GET", "staff.report_schedule", "/staff/reports/schedule"),
+    Route("POST", "staff.save_report_schedule", "/staff/reports/schedule/{kind}"),
+    Route("POST", "staff.send_report_now", "/staff/reports/schedule/{kind}/send"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
@@ -79,6 +83,7 @@ def world(client) -> dict:
         ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id}
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
+    ids["kind"] = "weekly_supporters"
     return ids
 
 
@@ -91,6 +96,10 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
         "staff.save_campaign": campaign_form(app, world["campaign"], headline=f"Edited by {role}"),
         "staff.create_user": {"email": f"new-{role}@example.org", "role": "staff", "password": "a" * 16},
         "staff.change_user": {"role": "accountant", "active": "1"},
+        "staff.save_report_schedule": {"weekly_supporters-enabled": "y", "weekly_supporters-send_hour": "7",
+                                       "weekly_supporters-weekday": "0",
+                                       "weekly_supporters-recipients": f"{role}@example.org"},
+        "staff.send_report_now": {"token": new_token()},
     }.get(r.endpoint, {})
 
 
@@ -101,9 +110,15 @@ def request_as(staff, r: Route, world: dict):
     return path, staff.post(path, form_for(r, staff.client.application, world, staff.role.value))
 
 
+def view_of(endpoint: str):
+    """A staff view as its module defines it (the scheduled reports' routes live in a module of their own)."""
+    name = endpoint.removeprefix("staff.")
+    return next(getattr(module, name) for module in (staff_views, schedule_views) if hasattr(module, name))
+
+
 def permission_of(endpoint: str) -> str:
     """The permission a staff view declares (donations.staff.auth.require sets it on the view)."""
-    return getattr(staff_views, endpoint.removeprefix("staff.")).permission
+    return view_of(endpoint).permission
 
 
 def permitted(r: Route, role: Role) -> bool:
@@ -241,13 +256,13 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
-    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5}
+    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "kind": "weekly_supporters"}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
-            assert view is getattr(staff_views, r.endpoint.removeprefix("staff."))
+            assert view is view_of(r.endpoint)
             assert getattr(view, "permission", None) in PERMISSIONS, r.endpoint
-            args = {f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
+            args = {k if k == "kind" else f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
             assert url_for(r.endpoint, **args) == r.path.format(**world)
 
 
