@@ -95,9 +95,9 @@ def weekly_supporters_context(period: Period) -> dict:
         section("New supporters", ["Currency", "Supporters", "Gifts", "Amount"],
                 [[c, str(people), str(n), _money(total, c)] for c, people, n, total in new_rows],
                 empty="No new supporters this week.",
-                note=f"{new_total} supporter{'' if new_total == 1 else 's'} gave for the first time. "
-                     "The amount is what they gave in the week; someone who gave in two currencies is "
-                     "counted under each."),
+                note=(f"{new_total} supporter{'' if new_total == 1 else 's'} gave for the first time. "
+                      "The amount is what they gave in the week; someone who gave in two currencies is "
+                      "counted under each.") if new_total else ""),
         section("Recurring gifts cancelled", ["Currency", "Frequency", "Gifts", "Amount per period"], lost,
                 empty="No recurring gift was cancelled this week."),
         section("Recurring gifts past due now", ["Currency", "Frequency", "Gifts", "Amount per period"], past_due,
