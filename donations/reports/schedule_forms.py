@@ -32,7 +32,8 @@ class ScheduleForm(FlaskForm):
     enabled = BooleanField("Send this report")
     recipients = TextAreaField("Recipients", validators=[Length(max=5000)],
                                description="Email addresses, separated by commas or new lines.")
-    send_hour = IntegerField("Hour (UTC)", validators=[InputRequired(HOUR), WholeNumber(HOUR), NumberRange(0, 23, HOUR)])
+    send_hour = IntegerField("Hour (UTC)",
+                             validators=[InputRequired(HOUR), WholeNumber(HOUR), NumberRange(0, 23, HOUR)])
 
     #: The clean addresses, set once the form validates.
     addresses: list[str]

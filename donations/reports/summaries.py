@@ -59,7 +59,8 @@ def _recurring_rows(*where) -> list[list[str]]:
     """Recurring gifts per currency and frequency: how many, and what they bring per period (monthly and
     yearly amounts are not added together either)."""
     rows = db.session.execute(
-        select(RecurringDonation.currency, RecurringDonation.frequency, func.count(), func.sum(RecurringDonation.amount))
+        select(RecurringDonation.currency, RecurringDonation.frequency, func.count(),
+               func.sum(RecurringDonation.amount))
         .where(*where).group_by(RecurringDonation.currency, RecurringDonation.frequency)
         .order_by(RecurringDonation.currency, RecurringDonation.frequency)
     ).all()

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from ..db import now_utc
 from ..extensions import db
-from ..reports.schedule import WEEKDAYS, ReportKind, ScheduleError, get_schedule, period_for, schedules, update_schedule
+from ..reports.schedule import ReportKind, ScheduleError, get_schedule, period_for, schedules, update_schedule
 from ..reports.schedule_forms import FORMS, ScheduleForm, SendNowForm
 from ..reports.summaries import send_now as queue_now
 from . import auth
@@ -32,7 +32,7 @@ def _page(failed: ScheduleForm | None = None, failed_kind: ReportKind | None = N
         form = failed if schedule.kind is failed_kind else _form_for(schedule)
         reports.append({"schedule": schedule, "form": form, "next": period_for(schedule, now),
                         "send_form": SendNowForm(formdata=None)})
-    return render_template("staff/report_schedule.html", reports=reports, weekdays=WEEKDAYS, now=now,
+    return render_template("staff/report_schedule.html", reports=reports, now=now,
                            can_edit=current_user.role in auth.PERMISSIONS["reports.schedule"]), status
 
 

@@ -107,6 +107,7 @@ def test_admin_saves_the_weekly_report_and_it_is_audited(admin, client):
     page = admin.get(PAGE).get_data(as_text=True)
     assert "Weekly supporter report: saved." in page
     assert "ada@example.org\nbob@example.org\ncarol@example.org</textarea>" in page
+    assert "On, to 3 recipients. This period's report " in page
 
 
 def test_admin_saves_the_monthly_report_on_its_third_working_day(admin, client):

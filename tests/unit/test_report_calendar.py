@@ -135,4 +135,5 @@ def test_each_bad_recipient_is_named():
     addresses, problems = parse_recipients("ada@example.org, not-an-address, bob@")
 
     assert addresses == ["ada@example.org"]
-    assert problems == ["“not-an-address” is not a valid email address.", "“bob@” is not a valid email address."]
+    assert problems == ["“not-an-address” is not a valid email address.",
+                        "“bob@” is not a valid email address."]
