@@ -39,6 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     from . import models  # noqa: F401  (every table registered before migrations compare)
     from .accounts.views import bp as accounts_bp
     from .staff.views import bp as staff_bp
+    from .staff import book_views, schedule_views  # noqa: F401  (their routes join the staff blueprint first)
     from .campaigns.views import bp as campaigns_bp
     from .checkout.views import bp as checkout_bp
     from .payments.gateway import init_gateway

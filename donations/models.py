@@ -5,3 +5,4 @@ from .ledger.models import ClosedPeriod, Dispute, Donation, LedgerLine, Payout, 
 from .mail.models import OutboxEmail  # noqa: F401
 from .payments.models import SandboxObject  # noqa: F401
 from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401
+from .reports.schedule import ReportSchedule  # noqa: F401

@@ -10,6 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
+from .reports.jobs import send_scheduled_reports
 
 log = logging.getLogger(__name__)
 
@@ -40,4 +41,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
                       id="outbox.send", name="Send due emails")
     scheduler.add_job(run_job, "interval", minutes=5, args=[app, settle_books],
                       id="ledger.books", name="Fees, refunds and payouts from Stripe's balance")
+    # Hourly: reports are due from a whole hour on; a run that is missed or late catches up (JOB_DEFAULTS).
+    scheduler.add_job(run_job, "cron", minute=0, args=[app, send_scheduled_reports],
+                      id="reports.scheduled", name="Queue the scheduled email reports")
     return scheduler

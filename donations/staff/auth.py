@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "audit.read": frozenset({A, S, C}),
     "reports.read": frozenset({A, C}),
     "books.close": frozenset({A, C}),
+    "reports.schedule": frozenset({A}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

@@ -393,6 +393,3 @@ def change_user(user_id: int):
         db.session.commit()
         flash(f"{user.email} is saved.", "info")
     return redirect(url_for("staff.users"), code=303)
-
-
-from . import book_views  # noqa: E402,F401  (its routes are on this blueprint)

@@ -11,6 +11,7 @@ from flask import url_for
 
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
+from donations.staff import book_views, schedule_views  # noqa: F401  (views defined outside views.py)
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
 from donations.staff.models import AuditEntry, Role
@@ -58,6 +59,9 @@ ROUTES = [
     Route("GET", "staff.payouts", "/staff/payouts"),
     Route("GET", "staff.payout", "/staff/payouts/{payout}"),
     Route("POST", "staff.close", "/staff/books/close"),
+    Route("GET", "staff.report_schedule", "/staff/reports/schedule"),
+    Route("POST", "staff.save_report_schedule", "/staff/reports/schedule/{kind}"),
+    Route("POST", "staff.send_report_now", "/staff/reports/schedule/{kind}/send"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
@@ -87,6 +91,7 @@ def world(client) -> dict:
                "payout": "po_matrix"}
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
+    ids["kind"] = "weekly_supporters"
     return ids
 
 
@@ -100,6 +105,10 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
         "staff.create_user": {"email": f"new-{role}@example.org", "role": "staff", "password": "a" * 16},
         "staff.change_user": {"role": "accountant", "active": "1"},
         "staff.close": {"through": "2026-01-31"},
+        "staff.save_report_schedule": {"weekly_supporters-enabled": "y", "weekly_supporters-send_hour": "7",
+                                       "weekly_supporters-weekday": "0",
+                                       "weekly_supporters-recipients": f"{role}@example.org"},
+        "staff.send_report_now": {"token": new_token()},
     }.get(r.endpoint, {})
 
 
@@ -110,14 +119,19 @@ def request_as(staff, r: Route, world: dict):
     return path, staff.post(path, form_for(r, staff.client.application, world, staff.role.value))
 
 
-def permission_of(endpoint: str) -> str:
-    """The permission a staff view declares (donations.staff.auth.require sets it on the view); views
-    live in donations.staff.views and the modules it imports that add routes to its blueprint."""
+def view_of(endpoint: str):
+    """A staff view as its module defines it: donations.staff.views, or a module of its own that adds
+    routes to the staff blueprint (payouts and books, scheduled reports…)."""
     name = endpoint.removeprefix("staff.")
     modules = [module for module_name, module in sorted(sys.modules.items())
                if module_name.startswith("donations.staff.") and module is not None]
-    return next(getattr(module, name).permission for module in [staff_views, *modules]
+    return next(getattr(module, name) for module in [staff_views, *modules]
                 if hasattr(getattr(module, name, None), "permission"))
+
+
+def permission_of(endpoint: str) -> str:
+    """The permission a staff view declares (donations.staff.auth.require sets it on the view)."""
+    return view_of(endpoint).permission
 
 
 def permitted(r: Route, role: Role) -> bool:
@@ -255,13 +269,14 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
-    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1"}
+    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1",
+             "kind": "weekly_supporters"}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
+            assert view is view_of(r.endpoint)
             assert getattr(view, "permission", None) in PERMISSIONS, r.endpoint
-            assert view.permission == permission_of(r.endpoint), r.endpoint
-            args = {f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
+            args = {k if k == "kind" else f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
             assert url_for(r.endpoint, **args) == r.path.format(**world)
 
 
