@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 
 from babel.dates import format_date
 from flask import current_app
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 
 from ..db import now_utc
 from ..extensions import db
-from ..ledger.models import Dispute, Donation, Frequency, RecurringDonation, RecurringStatus, Refund
+from ..ledger.models import Dispute, Donation, Frequency, Payout, RecurringDonation, RecurringStatus, Refund
 from ..mail import outbox
 from ..money import Money
 from ..staff.operations import PAID, top
@@ -154,13 +154,20 @@ def monthly_accounting_context(period: Period) -> dict:
                 [[c, str(n), _money(total, c)] for c, n, total in lost], empty="No disputes lost in the month."),
     ]
 
-    # -- EXTENSION POINT (to be filled by the lead): payouts and the ledger CSV -------------------------
-    # extra_sections: more tables built with section(...), e.g. the month's payouts per currency; both
-    #   bodies render them after the sections above, in the same way.
-    # attachments: (filename, mimetype, bytes) tuples, e.g. the month's ledger CSV. The outbox does not carry
-    #   attachments yet: OutboxEmail and mail.sender.build_message must learn them before anything put here
-    #   reaches the recipients. Both lists stay empty until then; nothing here stands in for the real data.
-    extra_sections: list[dict] = []
+    # Payouts by the day the money reached the bank; any whose lines do not add up is counted, not hidden.
+    payouts = db.session.execute(
+        select(Payout.currency, func.count(), func.sum(Payout.amount),
+               func.count(case((Payout.lines_total != Payout.amount, 1))),
+               func.count(case((Payout.lines_total.is_(None), 1))))
+        .where(Payout.status == "paid", Payout.arrival_date >= period.start.date(),
+               Payout.arrival_date < period.end.date())
+        .group_by(Payout.currency).order_by(Payout.currency)).all()
+    extra_sections = [
+        section("Payouts", ["Currency", "Payouts", "To the bank", "Not adding up", "Lines not fetched yet"],
+                [[c, str(n), _money(total, c), str(wrong), str(waiting)] for c, n, total, wrong, waiting in payouts],
+                empty="No payouts arrived in the month.",
+                note="By arrival day. A payout that does not add up is listed with its difference at /staff/payouts."),
+    ]
     attachments: list[tuple[str, str, bytes]] = []
 
     return {**_base(period), "month": format_date(period.start, "MMMM y", locale="en"), "sections": sections,

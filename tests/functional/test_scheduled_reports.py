@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import logging
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from email import policy
 
 import pytest
@@ -18,6 +18,7 @@ from donations.ledger.models import (
     Donation,
     DonationStatus,
     Frequency,
+    Payout,
     RecurringDonation,
     RecurringStatus,
     Refund,
@@ -384,26 +385,28 @@ def test_monthly_report_has_gifts_fees_refunds_and_disputes_of_the_previous_mont
     assert section_lines(body, "Disputes lost") == ["- Currency: USD, Disputes: 1, Amount: $30.00"]
     for summed in ("85.00", "65.00", "15.00"):  # gross or refunds of different currencies added together
         assert summed not in body
-    assert "payout" not in body.lower()  # the lead adds payouts; nothing stands in for them
+    assert section_lines(body, "Payouts")[0] == "No payouts arrived in the month."
 
 
-def test_monthly_report_renders_sections_added_at_the_extension_point(app_ctx, monkeypatch):
-    real = summaries.monthly_accounting_context
+def test_monthly_report_lists_the_month_s_payouts_per_currency_and_those_that_do_not_add_up(app_ctx):
+    def payout(payout_id, amount, currency, arrival, lines_total, status="paid"):
+        db.session.add(Payout(stripe_payout_id=payout_id, amount=amount, currency=currency, status=status,
+                              created=utc(2026, 9, 28, 0), arrival_date=arrival, lines_total=lines_total))
 
-    def with_payouts(period):
-        context = real(period)
-        assert context["extra_sections"] == [] and context["attachments"] == []
-        context["extra_sections"].append(summaries.section("Payouts", ["Currency", "Amount"], [["EUR", "€1.00"]],
-                                                           empty="No payouts."))
-        return context
-
-    monkeypatch.setitem(summaries.CONTEXTS, MONTHLY, with_payouts)
+    payout("po_a", 10000, "EUR", date(2026, 10, 1), 10000)
+    payout("po_b", 5000, "EUR", date(2026, 10, 31), 4977)  # 23 cents the lines do not explain
+    payout("po_c", 7000, "USD", date(2026, 10, 15), None)  # Stripe's lines not fetched yet
+    payout("po_d", 9999, "EUR", date(2026, 11, 1), 9999)  # November's
+    payout("po_e", 8888, "EUR", date(2026, 10, 20), None, status="failed")
+    db.session.commit()
     configure(MONTHLY, ["ada@example.org"])
     send_scheduled_reports(now=utc(2026, 11, 2, 7))
-    report = outbox()[0]
 
-    assert section_lines(report.body_text, "Payouts") == ["- Currency: EUR, Amount: €1.00"]
-    assert "<h2 style=\"font-size: 1.1rem; margin: 1.5rem 0 0.5rem;\">Payouts</h2>" in report.body_html
+    assert section_lines(outbox()[0].body_text, "Payouts") == [
+        "- Currency: EUR, Payouts: 2, To the bank: €150.00, Not adding up: 1, Lines not fetched yet: 0",
+        "- Currency: USD, Payouts: 1, To the bank: $70.00, Not adding up: 0, Lines not fetched yet: 1",
+        "By arrival day. A payout that does not add up is listed with its difference at /staff/payouts.",
+    ]
 
 
 # -- delivery ----------------------------------------------------------------------------------------
