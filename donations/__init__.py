@@ -45,7 +45,11 @@ def create_app(config: Config | None = None) -> Flask:
     from .payments.views import bp as sandbox_bp
     from .payments.webhooks import bp as webhooks_bp
 
+    from .reports.statements import register_attachments
+    from .staff import statement_views  # noqa: F401  (adds the statement routes to the staff blueprint)
+
     init_gateway(app)
+    register_attachments()
     for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 

@@ -10,6 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import fill_missing_fees
 from .mail.sender import send_due
+from .reports.jobs import send_annual_statements
 
 log = logging.getLogger(__name__)
 
@@ -40,4 +41,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
                       id="outbox.send", name="Send due emails")
     scheduler.add_job(run_job, "interval", minutes=5, args=[app, fill_missing_fees],
                       id="ledger.fees", name="Fill in Stripe's fees")
+    # Daily, early in the UTC morning; the job itself knows whether statements are due.
+    scheduler.add_job(run_job, "cron", hour=5, minute=30, args=[app, send_annual_statements],
+                      id="reports.annual_statements", name="Issue annual donation statements")
     return scheduler

@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "emails.write": frozenset({A, S}),
     "audit.read": frozenset({A, S, C}),
     "reports.read": frozenset({A, C}),
+    "statements.reissue": frozenset({A, S, C}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }
