@@ -46,7 +46,6 @@ def create_app(config: Config | None = None) -> Flask:
     from .payments.webhooks import bp as webhooks_bp
 
     from .reports.statements import register_attachments
-    from .staff import statement_views  # noqa: F401  (adds the statement routes to the staff blueprint)
 
     init_gateway(app)
     register_attachments()

@@ -393,3 +393,7 @@ def change_user(user_id: int):
         db.session.commit()
         flash(f"{user.email} is saved.", "info")
     return redirect(url_for("staff.users"), code=303)
+
+
+# Routes kept in modules of their own, on this blueprint; imported last, once ``bp`` exists.
+from .statement_views import issue_statement, statement_pdf  # noqa: E402,F401

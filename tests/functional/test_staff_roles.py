@@ -9,6 +9,7 @@ from flask import url_for
 
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, RecurringDonation, RecurringStatus
+from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
 from donations.staff.models import AuditEntry, Role
@@ -44,6 +45,8 @@ ROUTES = [
     Route("GET", "staff.supporter", "/staff/supporters/{supporter}"),
     Route("POST", "staff.resend_receipt", "/staff/supporters/{supporter}/donations/{donation}/resend"),
     Route("POST", "staff.cancel_recurring", "/staff/supporters/{supporter}/recurring/{recurring}/cancel"),
+    Route("POST", "staff.issue_statement", "/staff/supporters/{supporter}/statements"),
+    Route("GET", "staff.statement_pdf", "/staff/supporters/{supporter}/statements/{statement}.pdf"),
     Route("GET", "staff.donations", "/staff/donations"),
     Route("GET", "staff.donation", "/staff/donations/{donation}"),
     Route("POST", "staff.refund", "/staff/donations/{donation}/refund"),
@@ -75,8 +78,11 @@ def world(client) -> dict:
                                       frequency=Frequency.MONTHLY, status=RecurringStatus.ACTIVE,
                                       stripe_subscription_id="sub_test_matrix")
         db.session.add(recurring)
+        gift.paid_at = gift.paid_at.replace(year=2025)  # a fiscal year that has ended, so it has a statement
+        statement = issue_statement(gift.supporter, 2025)
         db.session.commit()
-        ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id}
+        ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id,
+               "statement": statement.id}
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
     return ids
@@ -91,6 +97,7 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
         "staff.save_campaign": campaign_form(app, world["campaign"], headline=f"Edited by {role}"),
         "staff.create_user": {"email": f"new-{role}@example.org", "role": "staff", "password": "a" * 16},
         "staff.change_user": {"role": "accountant", "active": "1"},
+        "staff.issue_statement": {"fiscal_year": "2025"},
     }.get(r.endpoint, {})
 
 
@@ -241,7 +248,7 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
-    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5}
+    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "statement": 6}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
