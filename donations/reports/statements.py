@@ -8,7 +8,7 @@ from typing import Any
 
 from babel.dates import format_date
 from flask import current_app, render_template
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import statements_day
@@ -106,6 +106,11 @@ def _returned():
             .scalar_subquery())
 
 
+def _left():
+    """What is left of a donation after refunds and lost chargebacks (negative if both hit the same money)."""
+    return Donation.amount - Donation.amount_refunded - _returned()
+
+
 def _gifts_in(fiscal_year: int):
     since, until = fiscal_year_bounds(fiscal_year)
     return (Donation.status.in_(PAID), Donation.paid_at >= since, Donation.paid_at < until)
@@ -155,6 +160,7 @@ def statement_content(supporter: Supporter, fiscal_year: int) -> dict[str, Any] 
 # -- issuing --------------------------------------------------------------------------------------------
 
 def statement_for(supporter_id: int, fiscal_year: int) -> AnnualStatement | None:
+    """The supporter's statement for the year, if it has been issued."""
     return db.session.scalars(select(AnnualStatement).where(AnnualStatement.supporter_id == supporter_id,
                                                             AnnualStatement.fiscal_year == fiscal_year)).one_or_none()
 
@@ -192,8 +198,8 @@ def supporters_due(fiscal_year: int, after_id: int = 0, limit: int = 100) -> lis
         select(Donation.supporter_id)
         .where(*_gifts_in(fiscal_year), Donation.supporter_id > after_id, ~has_statement)
         .group_by(Donation.supporter_id, Donation.currency)
-        # A quick filter only: chargebacks lost are deducted in statement_content, which has the last word.
-        .having(func.sum(Donation.amount - Donation.amount_refunded) > 0)
+        # The same net as statement_content, so a supporter whose gifts all went back is not looked at daily.
+        .having(func.sum(case((_left() > 0, _left()), else_=0)) > 0)
         .order_by(Donation.supporter_id)
         .distinct()
         .limit(limit)
@@ -245,11 +251,13 @@ def reissue_statement(statement: AnnualStatement) -> int:
 
 
 def statements_of(supporter: Supporter) -> list[AnnualStatement]:
+    """Every statement of the supporter, the latest fiscal year first."""
     return list(db.session.scalars(select(AnnualStatement).where(AnnualStatement.supporter_id == supporter.id)
                                    .order_by(AnnualStatement.fiscal_year.desc())))
 
 
 def own_statement(supporter: Supporter, statement_id: int) -> AnnualStatement | None:
+    """The statement if it is this supporter's; None for anyone else's, so a guessed id shows nothing."""
     statement = db.session.get(AnnualStatement, statement_id)
     return statement if statement is not None and statement.supporter_id == supporter.id else None
 
@@ -285,6 +293,7 @@ def render_statement_pdf(content: dict[str, Any], *, reissue: int = 0, reissued_
 
 
 def pdf_filename(statement: AnnualStatement, reissue: int = 0) -> str:
+    """``statement-S2026-000001.pdf``; a copy says which one."""
     return f"statement-{statement.number}" + (f"-copy-{reissue}" if reissue else "") + ".pdf"
 
 

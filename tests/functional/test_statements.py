@@ -288,3 +288,13 @@ def test_cli_bad_fiscal_year_is_a_usage_error_and_issues_nothing(app, client, ar
     assert "Traceback" not in result.output
     with in_app(app):
         assert db.session.scalar(select(func.count()).select_from(AnnualStatement)) == 0
+
+
+def test_a_supporter_whose_only_gift_was_charged_back_is_not_looked_at_again(app, client):
+    lost = gift(client, utc(2026, 4, 1), 3000, "EUR", email="chargeback@example.com")
+    chargeback(client, lost, "needs_response")
+    chargeback(client, lost, "lost")
+
+    with in_app(app):
+        assert statements.supporters_due(2026) == []
+        assert statements.issue_statements(2026) == {"issued": 0, "already": 0, "nothing": 0, "failed": 0}
