@@ -3,6 +3,7 @@ copy again, look at the PDF. Routes on the staff blueprint, kept apart from view
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, request, url_for
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..ledger.models import Supporter
@@ -45,9 +46,10 @@ def issue_statement(supporter_id: int):
         return back
     try:
         statement = ops.issue_statement(person, year)
-    except ops.AlreadyIssued as exc:  # issued by the job a moment ago
+    except (ops.AlreadyIssued, IntegrityError):  # the job issued it a moment ago
         db.session.rollback()
-        flash(f"{exc} Try again to send a copy.", "error")
+        flash(f"The statement for {ops.fiscal_year_label(year)} was issued a moment ago. Try again to send a copy.",
+              "error")
         return back
     if statement is None:
         db.session.rollback()
