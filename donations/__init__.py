@@ -39,14 +39,18 @@ def create_app(config: Config | None = None) -> Flask:
     from . import models  # noqa: F401  (every table registered before migrations compare)
     from .accounts.views import bp as accounts_bp
     from .staff.views import bp as staff_bp
-    from .staff import book_views, schedule_views  # noqa: F401  (their routes join the staff blueprint first)
+    # Routes kept in modules of their own join the staff blueprint before it is registered.
+    from .staff import book_views, schedule_views, statement_views  # noqa: F401
     from .campaigns.views import bp as campaigns_bp
     from .checkout.views import bp as checkout_bp
     from .payments.gateway import init_gateway
     from .payments.views import bp as sandbox_bp
     from .payments.webhooks import bp as webhooks_bp
 
+    from .reports.statements import register_attachments
+
     init_gateway(app)
+    register_attachments()
     for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 

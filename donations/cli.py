@@ -187,5 +187,24 @@ def register_cli(app: Flask) -> None:
         click.echo(f"demo: {added} gifts added" if added else "demo: the ledger has gifts already")
         click.echo(f"Staff sign-in: {app.config['PUBLIC_URL']}/staff/login  {email} / {password}")
 
-    for group in (outbox, scheduler, export, sandbox, books, users):
+    statements = AppGroup("statements", help="Annual donation statements.")
+
+    @statements.command("send")
+    @click.option("--fiscal-year", required=True, type=int,
+                  help="The fiscal year, by the year it starts in (FISCAL_YEAR_START_MONTH); it must have ended.")
+    def statements_send(fiscal_year):
+        """Issue and email every missing statement of a fiscal year now (as the daily job does when due)."""
+        from .reports.statements import StatementError, check_fiscal_year, issue_statements
+
+        try:
+            check_fiscal_year(fiscal_year)
+        except StatementError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fiscal-year") from None
+        counts = issue_statements(fiscal_year)
+        click.echo(f"fiscal year {fiscal_year}: issued {counts['issued']}, already issued {counts['already']}, "
+                   f"failed {counts['failed']}" + (" (see the log; run again to retry)" if counts["failed"] else ""))
+        if counts["failed"]:
+            sys.exit(1)
+
+    for group in (outbox, scheduler, export, sandbox, books, users, statements):
         app.cli.add_command(group)

@@ -85,6 +85,14 @@ class Config:
         #: The ledger export's accounts, by role; override some or all with
         #: LEDGER_ACCOUNTS="bank=1200 Bank;fees=6150 Payment fees" (names as in your chart of accounts).
         self.LEDGER_ACCOUNTS = {**DEFAULT_LEDGER_ACCOUNTS, **_pairs(env.get("LEDGER_ACCOUNTS"))}
+        #: The publisher as named on annual donation statements (legal name, postal address, tax or charity
+        #: numbers); empty lines are left out of the document.
+        self.PUBLISHER_LEGAL_NAME = env.get("PUBLISHER_LEGAL_NAME") or self.PUBLICATION_NAME
+        self.PUBLISHER_ADDRESS = env.get("PUBLISHER_ADDRESS", "").replace("\\n", "\n").strip()
+        self.PUBLISHER_TAX_ID = env.get("PUBLISHER_TAX_ID", "").strip()
+        self.PUBLISHER_REGISTRATION = env.get("PUBLISHER_REGISTRATION", "").strip()
+        #: MM-DD: from this day each year the scheduler issues statements for the fiscal year that ended before it.
+        self.ANNUAL_STATEMENTS_DATE = env.get("ANNUAL_STATEMENTS_DATE", "01-31").strip()
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
         #: How long a "manage your donation" link in an email keeps working.
         self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
@@ -144,6 +152,11 @@ class Config:
                               f"{', '.join(DEFAULT_LEDGER_ACCOUNTS)}")
         if not all(name.strip() for name in self.LEDGER_ACCOUNTS.values()):
             raise ConfigError("LEDGER_ACCOUNTS: every role needs an account name, as in role=1200 Bank")
+        try:
+            statements_day(self.ANNUAL_STATEMENTS_DATE, 2001)
+        except ValueError:
+            raise ConfigError(f"ANNUAL_STATEMENTS_DATE must be a day as MM-DD (such as 01-31), "
+                              f"not {self.ANNUAL_STATEMENTS_DATE!r}") from None
         if not self.CURRENCIES:
             raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:
@@ -186,6 +199,19 @@ class TestConfig(Config):
         super().__init__(env, instance_path)
         self.WTF_CSRF_ENABLED = True
         self.ARGON2_PROFILE = "CHEAPEST"  # hashing speed only; the production profile has a test of its own
+
+
+def statements_day(value: str, year: int):
+    """The day of ``year`` that ANNUAL_STATEMENTS_DATE (``MM-DD``) names; ValueError when it names none.
+
+    Checked against 2001, a year without 29 February, so the setting works every year.
+    """
+    from datetime import date
+
+    month, sep, day = value.partition("-")
+    if not (sep and len(month) == 2 and len(day) == 2 and month.isdigit() and day.isdigit()):
+        raise ValueError(value)
+    return date(year, int(month), int(day))
 
 
 def _host(url: str) -> str:

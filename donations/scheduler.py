@@ -10,7 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
-from .reports.jobs import send_scheduled_reports
+from .reports.jobs import send_annual_statements, send_scheduled_reports
 
 log = logging.getLogger(__name__)
 
@@ -44,4 +44,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     # Hourly: reports are due from a whole hour on; a run that is missed or late catches up (JOB_DEFAULTS).
     scheduler.add_job(run_job, "cron", minute=0, args=[app, send_scheduled_reports],
                       id="reports.scheduled", name="Queue the scheduled email reports")
+    # Daily, early in the UTC morning; the job itself knows whether statements are due.
+    scheduler.add_job(run_job, "cron", hour=5, minute=30, args=[app, send_annual_statements],
+                      id="reports.annual_statements", name="Issue annual donation statements")
     return scheduler

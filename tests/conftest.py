@@ -80,7 +80,8 @@ def committing_app(app):
     yield app
     with app.app_context():
         db.session.remove()
-        tables = ["ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
+        tables = ["ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
+                  "statement_sequences", "outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
                   "supporters", "receipt_sequences", "sandbox_objects"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..checkout.operations import check_gift
 from ..extensions import db, limiter
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
+from ..reports import statements
 from . import operations
 from .forms import ActionForm, CancelForm, ChangeForm, PauseForm, RequestLinkForm
 from .tokens import InvalidToken
@@ -47,6 +48,7 @@ def manage(token: str):
     return render_template(
         "accounts/manage.html", token=token, supporter=supporter,
         donations=operations.history(supporter), gifts=operations.recurring_gifts(supporter),
+        statements=statements.statements_of(supporter),
         change_form=ChangeForm(formdata=None, token=str(uuid.uuid4())), pause_form=PauseForm(formdata=None),
         cancel_form=CancelForm(formdata=None), action_form=ActionForm(formdata=None),
     )
@@ -58,6 +60,18 @@ def receipt(token: str, donation_id: int):
     if donation is None or donation.receipt_number is None:
         abort(404)
     return render_template("accounts/receipt.html", donation=donation, token=token)
+
+
+@bp.get("/<token>/statements/<int(max=2147483647):statement_id>.pdf")
+def statement_pdf(token: str, statement_id: int):
+    """The supporter's annual statement as issued; another supporter's is not found."""
+    statement = statements.own_statement(_supporter(token), statement_id)
+    if statement is None:
+        abort(404)
+    return Response(statements.render_statement_pdf(statement.content), mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{statements.pdf_filename(statement)}"',
+        "Cache-Control": "private, no-store",  # personal data behind a link that must not linger in caches
+    })
 
 
 @bp.post("/<token>/gifts/<int(max=2147483647):recurring_id>/<action>")

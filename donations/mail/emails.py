@@ -3,16 +3,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from datetime import date
+
 from babel.dates import format_date
 from flask import current_app
 
 from ..accounts.tokens import manage_url
 from ..checkout.models import CheckoutAttempt
 from ..extensions import db
+from ..money import Money
 from . import outbox
+from .attachments import describe
 
 if TYPE_CHECKING:
     from ..ledger.models import Donation, RecurringDonation, Supporter
+    from ..reports.models import AnnualStatement
 
 
 def _base(supporter: Supporter) -> dict:
@@ -92,3 +97,27 @@ def queue_recurring_canceled(recurring: RecurringDonation) -> None:
 def queue_manage_link(supporter: Supporter, nonce: str) -> None:
     """A fresh "manage your donations" link, asked for on /account."""
     outbox.queue("manage_link", supporter.email, _base(supporter), dedupe_key=f"manage_link:{supporter.id}:{nonce}")
+
+
+def annual_statement_context(statement: AnnualStatement, supporter: Supporter, copy: bool) -> dict:
+    content = statement.content
+    return {
+        **_base(supporter),
+        "copy": copy,
+        "number": statement.number,
+        "fiscal_year_label": content["fiscal_year_label"],
+        "period": " – ".join(_date(date.fromisoformat(content["period"][end])) for end in ("first", "last")),
+        "totals": [{"currency": t["currency"], "net": Money(t["net"], t["currency"]).format()}
+                   for t in content["totals"]],
+    }
+
+
+def queue_annual_statement(statement: AnnualStatement, supporter: Supporter, reissue: int = 0,
+                           reissued_on: date | None = None) -> None:
+    """The year's donation statement with its PDF attached (drawn when the email is sent). One email per
+    statement; each re-issue by staff is numbered, has a key of its own, and its PDF is marked as a copy."""
+    key = f"annual_statement:{statement.id}" + (f":reissue:{reissue}" if reissue else "")
+    spec = describe("annual_statement", statement_id=statement.id, reissue=reissue,
+                    reissued_on=reissued_on.isoformat() if reissued_on else None)
+    outbox.queue("annual_statement", supporter.email, annual_statement_context(statement, supporter, bool(reissue)),
+                 dedupe_key=key, attachments=[spec])

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import enum_column, now_utc
@@ -28,6 +30,11 @@ class OutboxEmail(db.Model):
     subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
+    #: Files to attach, described (``[{"kind": "annual_statement", "statement_id": 7}]``) and rendered when
+    #: the email is sent, through the renderers registered in donations.mail.attachments.
+    #: JSONB on PostgreSQL, whose plain JSON has no equality, so its server default could not even be compared.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"),
+                                                              default=list, server_default="[]")
     #: Stable across retries, so a receiving server can drop a duplicate.
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[EmailStatus] = mapped_column(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from flask import current_app, render_template
 
@@ -17,8 +18,15 @@ def render(template: str, context: dict) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def queue(template: str, to_address: str, context: dict, *, dedupe_key: str) -> None:
-    """Add one email to the outbox unless an email with ``dedupe_key`` is already there."""
+def queue(template: str, to_address: str, context: dict, *, dedupe_key: str,
+          attachments: list[dict[str, Any]] | None = None) -> None:
+    """Add one email to the outbox unless an email with ``dedupe_key`` is already there.
+
+    ``attachments`` are descriptions (see donations.mail.attachments), rendered only when the email is sent.
+    """
+    for spec in attachments or ():
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+            raise ValueError(f"an attachment is described by a dict with a 'kind', not {spec!r}")
     subject, text, html = render(template, context)
     domain = current_app.config["MAIL_FROM"].rpartition("@")[2] or "localhost"
     insert_ignore(
@@ -31,6 +39,7 @@ def queue(template: str, to_address: str, context: dict, *, dedupe_key: str) -> 
             "subject": subject,
             "body_text": text,
             "body_html": html,
+            "attachments": list(attachments or []),
             # Short enough not to be folded; random so that two installs never collide.
             "message_id": f"<{dedupe_key.replace(':', '.')}.{secrets.token_hex(8)}@{domain}>",
         },

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from ..db import now_utc
 from ..extensions import db
+from .attachments import AttachmentError, render
 from .models import EmailStatus, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
+    """The MIME message for an outbox row; its attachments are rendered now (AttachmentError if one fails)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = email.to_address
@@ -40,6 +42,10 @@ def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(email.created_at)
     message.set_content(email.body_text)
     message.add_alternative(email.body_html, subtype="html")
+    for spec in email.attachments or ():
+        filename, mimetype, data = render(spec)
+        maintype, _, subtype = mimetype.partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return message
 
 
@@ -126,6 +132,10 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                 email = unsent[0]
                 try:
                     connection.send(build_message(email, sender))
+                except AttachmentError as exc:
+                    # A renderer may have failed inside the database; start clean before booking the failure.
+                    db.session.rollback()
+                    counts[_failed(email, exc, now)] += 1
                 except (OSError, smtplib.SMTPException) as exc:
                     counts[_failed(email, exc, now)] += 1
                 else:

@@ -1,8 +1,8 @@
-"""Scheduled work of the reports package."""
+"""Scheduled work of the reports: scheduled email reports and annual statements."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 
@@ -10,6 +10,7 @@ from ..db import now_utc
 from ..extensions import db
 from ..mail.models import OutboxEmail
 from .schedule import dedupe_key, enabled_schedules, period_for
+from .statements import due_fiscal_year, issue_statements
 from .summaries import queue_report
 
 log = logging.getLogger(__name__)
@@ -49,3 +50,17 @@ def send_scheduled_reports(now: datetime | None = None) -> dict[str, int]:
         counts["queued"] += done["queued"]
         counts["failed"] += done["failed"]
     return counts
+
+
+def send_annual_statements(today: date | None = None) -> dict[str, int]:
+    """Each day from ANNUAL_STATEMENTS_DATE on, issue and email the statements of the fiscal year that
+    ended before that date to every supporter who gave in it and has none yet.
+
+    Runs daily so that a day the scheduler was down, a supporter whose statement failed, or a gift
+    booked late (a webhook delayed past the date) is caught on a following day; idempotent, so the
+    days after that cost one query each.
+    """
+    fiscal_year = due_fiscal_year(today or now_utc().date())
+    if fiscal_year is None:
+        return {}
+    return issue_statements(fiscal_year)

@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reports.read": frozenset({A, C}),
     "books.close": frozenset({A, C}),
     "reports.schedule": frozenset({A}),
+    "statements.reissue": frozenset({A, S, C}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

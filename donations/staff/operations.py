@@ -25,6 +25,7 @@ from ..mail import emails
 from ..mail.models import OutboxEmail
 from ..money import Money, MoneyError, check_amount
 from ..payments.gateway import get_gateway
+from ..reports.statements import statements_of
 from .auth import audit
 from .models import AuditEntry, Role, StaffUser
 
@@ -135,6 +136,7 @@ def supporter_timeline(supporter: Supporter) -> dict:
                                              .where(RecurringDonation.supporter_id == supporter.id)
                                              .order_by(RecurringDonation.created_at.desc()))),
         "changes": _changes_by_gift(supporter),
+        "statements": statements_of(supporter),
         "emails": list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.to_address == supporter.email)
                                           .order_by(OutboxEmail.created_at.desc()).limit(100))),
     }

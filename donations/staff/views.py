@@ -150,7 +150,7 @@ def supporters():
 def supporter(supporter_id: int):
     person = db.get_or_404(Supporter, supporter_id)
     return render_template("staff/supporter.html", supporter=person, action_form=ActionForm(),
-                           **ops.supporter_timeline(person))
+                           statement_roles=auth.PERMISSIONS["statements.reissue"], **ops.supporter_timeline(person))
 
 
 @bp.post("/supporters/<int(max=2147483647):supporter_id>/donations/<int(max=2147483647):donation_id>/resend")

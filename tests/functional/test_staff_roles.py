@@ -11,7 +11,8 @@ from flask import url_for
 
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
-from donations.staff import book_views, schedule_views  # noqa: F401  (views defined outside views.py)
+from donations.staff import book_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
+from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
 from donations.staff.models import AuditEntry, Role
@@ -47,6 +48,8 @@ ROUTES = [
     Route("GET", "staff.supporter", "/staff/supporters/{supporter}"),
     Route("POST", "staff.resend_receipt", "/staff/supporters/{supporter}/donations/{donation}/resend"),
     Route("POST", "staff.cancel_recurring", "/staff/supporters/{supporter}/recurring/{recurring}/cancel"),
+    Route("POST", "staff.issue_statement", "/staff/supporters/{supporter}/statements"),
+    Route("GET", "staff.statement_pdf", "/staff/supporters/{supporter}/statements/{statement}.pdf"),
     Route("GET", "staff.donations", "/staff/donations"),
     Route("GET", "staff.donation", "/staff/donations/{donation}"),
     Route("POST", "staff.refund", "/staff/donations/{donation}/refund"),
@@ -86,9 +89,11 @@ def world(client) -> dict:
         db.session.add(recurring)
         db.session.add(Payout(stripe_payout_id="po_matrix", amount=1000, currency="EUR", status="paid",
                               created=datetime(2026, 10, 1, tzinfo=timezone.utc), arrival_date=date(2026, 10, 3)))
+        gift.paid_at = gift.paid_at.replace(year=2025)  # a fiscal year that has ended, so it has a statement
+        statement = issue_statement(gift.supporter, 2025)
         db.session.commit()
         ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id,
-               "payout": "po_matrix"}
+               "payout": "po_matrix", "statement": statement.id}
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
     ids["kind"] = "weekly_supporters"
@@ -109,6 +114,7 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
                                        "weekly_supporters-weekday": "0",
                                        "weekly_supporters-recipients": f"{role}@example.org"},
         "staff.send_report_now": {"token": new_token()},
+        "staff.issue_statement": {"fiscal_year": "2025"},
     }.get(r.endpoint, {})
 
 
@@ -270,7 +276,7 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
     world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1",
-             "kind": "weekly_supporters"}
+             "kind": "weekly_supporters", "statement": 6}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
