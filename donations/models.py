@@ -5,3 +5,4 @@ from .ledger.models import Dispute, Donation, ReceiptSequence, RecurringChange, 
 from .mail.models import OutboxEmail  # noqa: F401
 from .payments.models import SandboxObject  # noqa: F401
 from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401
+from .reports.export_models import ExportJob  # noqa: F401
