@@ -10,6 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import fill_missing_fees
 from .mail.sender import send_due
+from .reports.jobs import run_exports
 
 log = logging.getLogger(__name__)
 
@@ -40,4 +41,6 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
                       id="outbox.send", name="Send due emails")
     scheduler.add_job(run_job, "interval", minutes=5, args=[app, fill_missing_fees],
                       id="ledger.fees", name="Fill in Stripe's fees")
+    scheduler.add_job(run_job, "interval", seconds=app.config["EXPORT_INTERVAL_SECONDS"], args=[app, run_exports],
+                      id="reports.exports", name="Write the exports asked for on /staff/reports")
     return scheduler

@@ -35,7 +35,7 @@ def outbox_job(app):
 
 
 def test_outbox_job_is_registered(app):
-    assert set(jobs_by_id(build_scheduler(app))) == {"outbox.send", "ledger.fees"}
+    assert set(jobs_by_id(build_scheduler(app))) == {"outbox.send", "ledger.fees", "reports.exports"}
 
 
 def test_outbox_job_is_never_skipped_and_never_runs_twice_at_once(outbox_job):
