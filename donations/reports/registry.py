@@ -12,7 +12,7 @@ To add an export, build an :class:`ExportKind` and pass it to :func:`register` i
     and the web job's ``rows_total``.
 ``rows(params) -> Iterator[list]``
     the rows, streamed (``yield_per``), each a list of *typed* cells, one per column:
-    ``str`` (text; defused here, never by the kind), ``int``, ``Decimal``, :class:`~donations.money.Money`
+    ``str`` (text; defused here, never by the kind; line ends become LF), ``int``, ``Decimal``, :class:`~donations.money.Money`
     (written as a number in its currency's minor-unit precision), ``datetime`` (timezone-aware; written
     as UTC), ``date``, ``bool`` (``yes``/``no``) or ``None`` (empty).
 ``sheet_column``
@@ -167,6 +167,12 @@ def defuse(value: str | None) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
+def text_cell(value: str | None) -> str:
+    """Text as both formats write it: defused, and with every line end as LF (XLSX, being XML, cannot keep a
+    CR, so the CSV does not either and both read back the same)."""
+    return defuse(value).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def utc_text(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -185,7 +191,7 @@ def csv_cell(value: object) -> str:
         return value.isoformat()
     if isinstance(value, (int, Decimal)):
         return str(value)
-    return defuse(str(value))
+    return text_cell(str(value))
 
 
 def _progress_every(rows: Iterator[list], progress: Progress | None, every: int) -> Iterator[list]:
@@ -236,6 +242,7 @@ def write_xlsx(kind: ExportKind, path: str | IO[bytes], params: ExportParams, pr
     numbers, times as dates (UTC), text defused as in the CSV. openpyxl's write-only mode keeps memory flat."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheets: dict[str, Any] = {}
@@ -266,8 +273,9 @@ def write_xlsx(kind: ExportKind, path: str | IO[bytes], params: ExportParams, pr
             return result
         if isinstance(value, (int, Decimal)):
             return value
-        # A defused text never starts with "=", so openpyxl stores it as a string, not a formula.
-        return defuse(str(value))
+        # A defused text never starts with "=", so openpyxl stores it as a string, not a formula. Control
+        # characters that XML cannot hold (a name from Stripe could have one) would fail the whole file.
+        return ILLEGAL_CHARACTERS_RE.sub("", text_cell(str(value)))
 
     count = 0
     for row in _progress_every(kind.rows(params), progress, every):
