@@ -85,8 +85,8 @@ def register_cli(app: Flask) -> None:
             write_csv(kind, sys.stdout, params)
             return
         total = kind.count(params)
-        with click.progressbar(length=total, label=f"Exporting {total} {kind.name} rows", file=sys.stderr,
-                               show_pos=True) as bar:
+        with click.progressbar(length=total, label=f"{kind.name}: {total} rows", file=sys.stderr,
+                               show_pos=True, show_percent=True) as bar:
             shown = 0
 
             def progress(done: int) -> None:
