@@ -69,19 +69,21 @@ def donation_cells(params: ExportParams) -> Iterator[list]:
         .order_by(_donation_time, Donation.id)
         .execution_options(yield_per=1000)
     )
-    for donation, email, name, slug, payout_id in db.session.execute(query):
-        currency = donation.currency
-        settled = donation.settlement_currency or currency
-        yield [
-            donation.id, donation.paid_at, email, name, Money(donation.amount, currency), currency,
-            None if donation.fee is None else Money(donation.fee, settled),
-            None if donation.net is None else Money(donation.net, settled),
-            donation.frequency.value, donation.status.value, Money(donation.amount_refunded, currency),
-            slug, donation.article_url, donation.stripe_payment_intent_id, donation.stripe_invoice_id,
-            donation.stripe_subscription_id, donation.receipt_number, payout_id, donation.settlement_currency,
-            _rate(donation.exchange_rate),
-        ]
-        db.session.expunge(donation)
+    # "with": a writer that stops early (an error, a closed download) closes the server-side cursor at once.
+    with db.session.execute(query) as result:
+        for donation, email, name, slug, payout_id in result:
+            currency = donation.currency
+            settled = donation.settlement_currency or currency
+            yield [
+                donation.id, donation.paid_at, email, name, Money(donation.amount, currency), currency,
+                None if donation.fee is None else Money(donation.fee, settled),
+                None if donation.net is None else Money(donation.net, settled),
+                donation.frequency.value, donation.status.value, Money(donation.amount_refunded, currency),
+                slug, donation.article_url, donation.stripe_payment_intent_id, donation.stripe_invoice_id,
+                donation.stripe_subscription_id, donation.receipt_number, payout_id, donation.settlement_currency,
+                _rate(donation.exchange_rate),
+            ]
+            db.session.expunge(donation)
 
 
 DONATIONS = register(ExportKind(
@@ -171,9 +173,10 @@ def supporter_cells(params: ExportParams) -> Iterator[list]:
     query, gifts = _supporter_query(params)
     query = (query.order_by(Supporter.mailing_consent_at, Supporter.id, gifts.c.currency)
              .execution_options(yield_per=1000))
-    for email, name, consented, source, currency, gifts_, first, last, total, running in db.session.execute(query):
-        yield [email, name, consented, source, currency, gifts_ or 0, first, last,
-               None if currency is None else Money(int(total), currency), bool(running)]
+    with db.session.execute(query) as result:
+        for email, name, consented, source, currency, gifts_, first, last, total, running in result:
+            yield [email, name, consented, source, currency, gifts_ or 0, first, last,
+                   None if currency is None else Money(int(total), currency), bool(running)]
 
 
 SUPPORTERS = register(ExportKind(

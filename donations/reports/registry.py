@@ -11,7 +11,8 @@ To add an export, build an :class:`ExportKind` and pass it to :func:`register` i
     how many rows ``rows(params)`` will yield, as one SQL COUNT: the length of the CLI's progress bar
     and the web job's ``rows_total``.
 ``rows(params) -> Iterator[list]``
-    the rows, streamed (``yield_per``), each a list of *typed* cells, one per column:
+    the rows, streamed (``yield_per``, the result in a ``with`` so that a writer stopping early closes the
+    cursor), each a list of *typed* cells, one per column:
     ``str`` (text; defused here, never by the kind; line ends become LF), ``int``, ``Decimal``, :class:`~donations.money.Money`
     (written as a number in its currency's minor-unit precision), ``datetime`` (timezone-aware; written
     as UTC), ``date``, ``bool`` (``yes``/``no``) or ``None`` (empty).
@@ -196,11 +197,16 @@ def csv_cell(value: object) -> str:
 
 def _progress_every(rows: Iterator[list], progress: Progress | None, every: int) -> Iterator[list]:
     done = 0
-    for row in rows:
-        yield row
-        done += 1
-        if progress and done % every == 0:
-            progress(done)
+    try:
+        for row in rows:
+            yield row
+            done += 1
+            if progress and done % every == 0:
+                progress(done)
+    finally:
+        close = getattr(rows, "close", None)
+        if close:  # a kind's generator lets go of its cursor now, even when the writing failed
+            close()
     if progress and done % every:
         progress(done)
 
