@@ -10,7 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import fill_missing_fees
 from .mail.sender import send_due
-from .reports.jobs import run_exports
+from .reports.export_jobs import run_exports
 
 log = logging.getLogger(__name__)
 

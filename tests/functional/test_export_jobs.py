@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from donations.extensions import db
 from donations.reports import operations as export_ops
 from donations.reports import registry
 from donations.reports.export_models import ExportJob, ExportStatus
-from donations.reports.jobs import run_exports
+from donations.reports.export_jobs import run_exports
 from donations.reports.operations import claim_next
 from donations.reports.registry import ExportParams
 from donations.staff.auth import create_user

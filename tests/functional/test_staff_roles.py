@@ -12,7 +12,7 @@ from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, RecurringDonation, RecurringStatus
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
-from donations.reports.jobs import run_exports
+from donations.reports.export_jobs import run_exports
 from donations.reports.export_models import ExportJob
 from donations.reports.registry import ExportParams
 from donations.staff.models import AuditEntry, Role

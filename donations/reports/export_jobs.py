@@ -1,4 +1,4 @@
-"""Scheduled work of the reports: the background exports asked for on /staff/reports."""
+"""Scheduled work of the reports package: the background exports asked for on /staff/reports."""
 from __future__ import annotations
 
 from .operations import claim_next, delete_expired_files, run_export
