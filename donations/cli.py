@@ -21,7 +21,6 @@ def _date(ctx, param, value):
 def register_cli(app: Flask) -> None:
     outbox = AppGroup("outbox", help="The email outbox.")
     scheduler = AppGroup("scheduler", help="The job scheduler.")
-    export = AppGroup("export", help="Exports for the accountant.")
 
     @outbox.command("send")
     def outbox_send():
@@ -43,47 +42,64 @@ def register_cli(app: Flask) -> None:
         except (KeyboardInterrupt, SystemExit):
             pass
 
-    @export.command("donations")
+    from .reports.registry import kinds
+
+    export_kinds = kinds()
+
+    @app.cli.command("export", help="Exports for the accountant: " + "; ".join(
+        f"{k.name}: {k.description}" for k in export_kinds.values()))
+    @click.argument("kind", type=click.Choice(list(export_kinds)))
     @click.option("--from", "start", callback=_date, help="First day, YYYY-MM-DD (UTC).")
     @click.option("--to", "end", callback=_date, help="Last day, YYYY-MM-DD (UTC), included.")
     @click.option("--fiscal-year", type=click.IntRange(2000, 2100),
                   help="A whole fiscal year instead of --from/--to: the year it starts in (FISCAL_YEAR_START_MONTH).")
+    @click.option("--payout", "payout_id", metavar="po_…",
+                  help="The transactions of one Stripe payout instead of a period (only the exports that have them).")
     @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
     @click.option("--bom", is_flag=True, help="Start the CSV with a UTF-8 byte order mark, for Excel.")
     @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="File to write; default stdout.")
-    def export_donations(start, end, fiscal_year, fmt, bom, output):
-        """One row per donation paid in the period."""
+    def export(kind, start, end, fiscal_year, payout_id, fmt, bom, output):
         from .extensions import db
-        from .reports.exports import fiscal_year_days, write_donations_csv, write_donations_xlsx
+        from .reports.registry import ExportParamError, make_params, write_csv, write_xlsx
         from .staff.auth import audit
 
-        if fiscal_year is not None:
-            if start or end:
-                raise click.BadParameter("give --fiscal-year or --from/--to, not both", param_hint="--fiscal-year")
-            start, end = fiscal_year_days(fiscal_year, app.config["FISCAL_YEAR_START_MONTH"])
-        if start is None:
-            raise click.UsageError("Missing option '--from' (or give --fiscal-year)")
-        if end is None:
-            raise click.UsageError("Missing option '--to' (or give --fiscal-year)")
-        if end < start:
-            raise click.BadParameter("--to is before --from", param_hint="--to")
+        kind = export_kinds[kind]
+        try:
+            params = make_params(kind, start=start, end=end, fiscal_year=fiscal_year, payout_id=payout_id,
+                                 fiscal_start_month=app.config["FISCAL_YEAR_START_MONTH"])
+        except ExportParamError as exc:
+            if exc.missing:
+                raise click.UsageError(f"Missing option '--{exc.field}' ({exc})") from None
+            raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
         if fmt == "xlsx" and not output:
             raise click.BadParameter("an XLSX file needs --output FILE", param_hint="--output")
+        if bom and fmt != "csv":
+            raise click.BadParameter("--bom is for CSV files only", param_hint="--bom")
 
-        audit("export", "donations", None, actor=None, email="cli", start=str(start), end=str(end),
-              output=output or "stdout")
+        audit("export", kind.name, None, actor=None, email="cli", format=fmt, output=output or "stdout",
+              **{key: value for key, value in params.to_json().items() if value})
         db.session.commit()
-        if fmt == "xlsx":
-            count = write_donations_xlsx(output, start, end)
-            click.echo(f"wrote {count} donations to {output}", err=True)
-        elif output:
-            with open(output, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as out:
-                count = write_donations_csv(out, start, end)
-            click.echo(f"wrote {count} donations to {output}", err=True)
-        else:
+        if not output:  # CSV on stdout, perhaps piped on: no progress bar in the way
             if bom:
                 sys.stdout.write("\ufeff")
-            write_donations_csv(sys.stdout, start, end)
+            write_csv(kind, sys.stdout, params)
+            return
+        total = kind.count(params)
+        with click.progressbar(length=total, label=f"{kind.name}: {total} rows", file=sys.stderr,
+                               show_pos=True, show_percent=True) as bar:
+            shown = 0
+
+            def progress(done: int) -> None:
+                nonlocal shown
+                bar.update(done - shown)
+                shown = done
+
+            if fmt == "xlsx":
+                count = write_xlsx(kind, output, params, progress)
+            else:
+                with open(output, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as out:
+                    count = write_csv(kind, out, params, progress)
+        click.echo(f"wrote {count} {kind.name} to {output}", err=True)
 
     sandbox = AppGroup("sandbox", help="The offline payment sandbox.")
 
@@ -206,5 +222,5 @@ def register_cli(app: Flask) -> None:
         if counts["failed"]:
             sys.exit(1)
 
-    for group in (outbox, scheduler, export, sandbox, books, users, statements):
+    for group in (outbox, scheduler, sandbox, books, users, statements):
         app.cli.add_command(group)

@@ -94,6 +94,13 @@ class Config:
         #: MM-DD: from this day each year the scheduler issues statements for the fiscal year that ended before it.
         self.ANNUAL_STATEMENTS_DATE = env.get("ANNUAL_STATEMENTS_DATE", "01-31").strip()
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
+        #: Where background exports are written, how often the scheduler looks for new ones, and how many hours
+        #: a finished file is kept (it holds personal data).
+        self.EXPORT_DIR = env.get("EXPORT_DIR") or str(instance / "exports")
+        self.EXPORT_INTERVAL_SECONDS = int(env.get("EXPORT_INTERVAL_SECONDS", "5"))
+        self.EXPORT_KEEP_HOURS = int(env.get("EXPORT_KEEP_HOURS", "24"))
+        #: Exports up to this many rows download at once from /staff/reports; larger ones run in the background.
+        self.EXPORT_DIRECT_MAX_ROWS = int(env.get("EXPORT_DIRECT_MAX_ROWS", "10000"))
         #: How long a "manage your donation" link in an email keeps working.
         self.MANAGE_LINK_MAX_AGE_DAYS = int(env.get("MANAGE_LINK_MAX_AGE_DAYS", "30"))
         #: How many reverse proxies in front of the app set X-Forwarded-For; 0 trusts none of it.

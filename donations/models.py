@@ -7,3 +7,4 @@ from .payments.models import SandboxObject  # noqa: F401
 from .reports.models import AnnualStatement, StatementSequence  # noqa: F401
 from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401
 from .reports.schedule import ReportSchedule  # noqa: F401
+from .reports.export_models import ExportJob  # noqa: F401

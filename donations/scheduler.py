@@ -10,6 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
+from .reports.export_jobs import run_exports
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 
 log = logging.getLogger(__name__)
@@ -47,4 +48,6 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     # Daily, early in the UTC morning; the job itself knows whether statements are due.
     scheduler.add_job(run_job, "cron", hour=5, minute=30, args=[app, send_annual_statements],
                       id="reports.annual_statements", name="Issue annual donation statements")
+    scheduler.add_job(run_job, "interval", seconds=app.config["EXPORT_INTERVAL_SECONDS"], args=[app, run_exports],
+                      id="reports.exports", name="Write the exports asked for on /staff/reports")
     return scheduler

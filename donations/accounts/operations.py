@@ -115,6 +115,16 @@ def card_update_url(recurring: RecurringDonation, return_url: str) -> str:
     return get_gateway().create_portal_session(recurring.stripe_customer_id, return_url)
 
 
+def withdraw_mailing_consent(supporter: Supporter) -> bool:
+    """The supporter no longer wants to hear about our work by email; False when there was no consent.
+    From the next supporters export on they are left out; a later gift with the box ticked asks again."""
+    if supporter.mailing_consent_at is None:
+        return False
+    supporter.mailing_consent_at = None
+    supporter.mailing_consent_source = None
+    return True
+
+
 def send_manage_link(email: str) -> None:
     """Email a fresh manage link if the address belongs to a supporter; says nothing either way."""
     supporter = db.session.scalars(select(Supporter).where(Supporter.email == ledger.normalise_email(email))).first()

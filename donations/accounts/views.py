@@ -126,6 +126,17 @@ def act(token: str, recurring_id: int, action: str):
     return redirect(back, code=303)
 
 
+@bp.post("/<token>/mailing-consent/withdraw")
+def withdraw_mailing_consent(token: str):
+    supporter = _supporter(token)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if operations.withdraw_mailing_consent(supporter):
+        db.session.commit()
+        flash("Done: we will not email you about our work any more. Receipts still reach you.", "info")
+    return redirect(url_for("accounts.manage", token=token), code=303)
+
+
 def _invalid(form):
     messages = [f"{getattr(form, name).label.text}: {errors[0]}" for name, errors in form.errors.items()
                 if name != "csrf_token"] or ["This form has expired. Please try again."]

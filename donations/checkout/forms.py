@@ -11,7 +11,7 @@ from wtforms.validators import ValidationError
 from ..campaigns import operations as campaigns
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
-from .operations import DonationRequest, check_gift, clean_frequency
+from .operations import FORM_CONSENT_SOURCE, MAILING_CONSENT_TEXT, DonationRequest, check_gift, clean_frequency
 from .validation import clean_article_url, clean_email, clean_name
 
 
@@ -42,6 +42,8 @@ class DonationForm(FlaskForm):
     email = StringField("Email", validators=[_cleaned(clean_email)], render_kw={"autocomplete": "email", "type": "email"})
     name = StringField("Name (optional)", validators=[_cleaned(clean_name)], render_kw={"autocomplete": "name"})
     cover_fees = BooleanField("Add the processing fee so that all of my gift arrives")
+    #: Optional and unticked: consent to hear from us must be given, never assumed.
+    mailing_consent = BooleanField(MAILING_CONSENT_TEXT, default=False)
     article_url = HiddenField(validators=[_cleaned(clean_article_url)])
     #: Unique per rendered form; becomes the attempt id, so a double-submit opens one checkout.
     token = HiddenField(default=lambda: str(uuid.uuid4()))
@@ -85,4 +87,5 @@ class DonationForm(FlaskForm):
             article_url=self.article_url.clean,
             cover_fees=bool(self.cover_fees.data),
             locale=locale,
+            mailing_consent_source=FORM_CONSENT_SOURCE if self.mailing_consent.data else None,
         )

@@ -39,6 +39,9 @@ class CheckoutAttempt(db.Model):
     frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
     article_url: Mapped[str | None] = mapped_column(Text)
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    #: The reader ticked "keep me informed": where and in which words (copied to the supporter when the
+    #: gift is booked); None = not ticked.
+    mailing_consent_source: Mapped[str | None] = mapped_column(String(300))
     #: ``stripe`` or ``sandbox``: which gateway holds the session.
     gateway: Mapped[str] = mapped_column(String(16))
     #: Tries the payment provider answered with an error; part of the next try's idempotency key.

@@ -45,6 +45,11 @@ def openapi_document(config) -> dict:
                         "name": {"type": "string", "maxLength": 200},
                         "article_url": {"type": "string", "format": "uri", "maxLength": 2000},
                         "cover_fees": {"type": "boolean", "default": False},
+                        "mailing_consent": {
+                            "type": "boolean", "default": False,
+                            "description": "The reader ticked \"Keep me informed about our work by email\" "
+                                           "(ask them in your own form; never tick it for them).",
+                        },
                     },
                 }}}},
                 "responses": {

@@ -30,6 +30,8 @@ class DonationRequest:
     article_url: str | None
     cover_fees: bool
     locale: str = "en"
+    #: The reader agreed to hear about our work by email: where and in which words; None = not asked or not ticked.
+    mailing_consent_source: str | None = None
 
     @property
     def covered_fee(self) -> Money:
@@ -56,7 +58,12 @@ def clean_frequency(value: object) -> Frequency:
     return frequency
 
 
-API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees"}
+API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees",
+              "mailing_consent"}
+#: What a supporter agreed to, in the words they saw; kept with their consent.
+MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
+FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
+API_CONSENT_SOURCE = "API: mailing_consent = true"
 API_REQUIRED = ("campaign", "amount", "currency", "frequency", "email")
 
 
@@ -87,6 +94,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
     check("name", clean_name)
     check("article_url", clean_article_url)
     check("cover_fees", _boolean)
+    check("mailing_consent", _boolean)
     if "currency" in values:
         check("amount", lambda v: _api_amount(v, values["currency"]))
     if errors:
@@ -100,6 +108,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
         article_url=values.get("article_url"),
         cover_fees=values.get("cover_fees", False),
         locale=locale,
+        mailing_consent_source=API_CONSENT_SOURCE if values.get("mailing_consent") else None,
     ), {}
 
 
@@ -200,6 +209,7 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
         "frequency": request.frequency,
         "article_url": request.article_url,
         "locale": request.locale,
+        "mailing_consent_source": request.mailing_consent_source,
         "gateway": get_gateway().name,
         "status": AttemptStatus.OPEN,
     }, ["id"])
@@ -208,9 +218,11 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
 
 
 def _same_request(attempt: CheckoutAttempt, request: DonationRequest) -> bool:
+    # A changed consent tick is a new attempt too, so the consent booked is the one the reader last gave.
     return (attempt.campaign_id, attempt.amount, attempt.currency, attempt.frequency, attempt.email,
-            attempt.article_url) == (request.campaign.id, request.total.amount, request.total.currency,
-                                     request.frequency, request.email, request.article_url)
+            attempt.article_url, attempt.mailing_consent_source) == (
+        request.campaign.id, request.total.amount, request.total.currency, request.frequency, request.email,
+        request.article_url, request.mailing_consent_source)
 
 
 def attempt_by_session(session_id: str) -> CheckoutAttempt | None:

@@ -58,6 +58,7 @@ def _prefill(form: DonationForm) -> None:
         form.email.data = attempt.email
         form.name.data = attempt.name
         form.cover_fees.data = attempt.covered_fee > 0
+        form.mailing_consent.data = attempt.mailing_consent_source is not None
         form.article_url.data = attempt.article_url
         return
     for name in ("campaign", "currency", "frequency", "article_url"):

@@ -97,6 +97,10 @@ class Supporter(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    #: When the supporter agreed to hear about our work by email; None = no consent (never given, or withdrawn).
+    mailing_consent_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: Where and in which words they agreed, e.g. ``donation form: Keep me informed about our work by email``.
+    mailing_consent_source: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")

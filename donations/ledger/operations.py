@@ -42,6 +42,16 @@ def get_or_create_supporter(email: str, name: str | None = None) -> Supporter:
     return supporter
 
 
+def note_mailing_consent(supporter: Supporter, attempt: CheckoutAttempt) -> None:
+    """Copy the reader's "keep me informed" tick from the attempt to the supporter, dated when they gave it.
+
+    Only a tick is copied: a later gift without it leaves an earlier consent as it is (withdrawing is done
+    from the account page), and an existing consent keeps its first date and words."""
+    if attempt.mailing_consent_source and supporter.mailing_consent_at is None:
+        supporter.mailing_consent_at = attempt.created_at
+        supporter.mailing_consent_source = attempt.mailing_consent_source
+
+
 def next_receipt_number(year: int) -> str:
     """Take the next receipt number of ``year``.
 
@@ -84,6 +94,7 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
         details = session.get("customer_details") or {}
         email = attempt.email or details.get("email") or session.get("customer_email")
         supporter = get_or_create_supporter(email, attempt.name or details.get("name"))
+        note_mailing_consent(supporter, attempt)
         amount = session.get("amount_total") or attempt.amount
         currency = (session.get("currency") or attempt.currency).upper()
         if (amount, currency) != (attempt.amount, attempt.currency):
@@ -204,6 +215,7 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
     if recurring is not None or attempt is None:
         return recurring
     supporter = get_or_create_supporter(attempt.email, attempt.name)
+    note_mailing_consent(supporter, attempt)
     if customer and not supporter.stripe_customer_id:
         supporter.stripe_customer_id = customer
     recurring = RecurringDonation(

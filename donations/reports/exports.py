@@ -1,136 +1,172 @@
-"""Exports for the accountant: streamed row by row, so a million donations fit in little memory."""
+"""The donations and supporters exports, registered in :mod:`donations.reports.registry` (which says how
+an export kind is built and written). Rows are streamed, so a million donations fit in little memory."""
 from __future__ import annotations
 
-import csv
-from datetime import date, datetime, time, timedelta, timezone
-from typing import IO, Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from ..campaigns.models import Campaign
 from ..extensions import db
-from ..ledger.models import Donation, Supporter
+from ..ledger.models import Donation, LedgerLine, LineKind, Payout, RecurringDonation, RecurringStatus, Supporter
 from ..money import Money
+from .registry import ExportKind, ExportParams, register
 
 DONATION_COLUMNS = [
     "donation_id", "paid_at", "supporter_email", "supporter_name", "amount", "currency", "fee", "net",
     "frequency", "status", "amount_refunded", "campaign", "article_url", "stripe_payment_intent",
-    "stripe_invoice", "stripe_subscription", "receipt_number",
+    "stripe_invoice", "stripe_subscription", "receipt_number", "payout_id", "settlement_currency", "exchange_rate",
 ]
 
+# -- donations ---------------------------------------------------------------------------------------
 
-def fiscal_year_days(year: int, start_month: int) -> tuple[date, date]:
-    """First and last day of the fiscal year that starts in ``start_month`` of ``year`` (April: Apr 1 – Mar 31)."""
-    first = date(year, start_month, 1)
-    following = date(year + 1, start_month, 1)
-    return first, following - timedelta(days=1)
+_donation_time = func.coalesce(Donation.paid_at, Donation.created_at)
 
 
-def _text(value: str | None) -> str:
-    """Text a reader typed, defused for spreadsheets: a leading = + - @ would make a formula."""
-    value = value or ""
-    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
+#: The Stripe payout (po_…) a donation's money left the balance with: the payout of its gift's ledger line.
+_payout_of_gift = (
+    select(Payout.stripe_payout_id).join(LedgerLine, LedgerLine.payout_id == Payout.id)
+    .where(LedgerLine.donation_id == Donation.id, LedgerLine.kind == LineKind.GIFT)
+    .limit(1).scalar_subquery()
+)
 
 
-def _major(amount: int | None, currency: str) -> str:
-    return "" if amount is None else Money(amount, currency).major_str()
+def _donations_in(params: ExportParams):
+    if params.payout_id:
+        return (exists().where(LedgerLine.donation_id == Donation.id, LedgerLine.kind == LineKind.GIFT,
+                               LedgerLine.payout_id == Payout.id, Payout.stripe_payout_id == params.payout_id),)
+    return _donation_time >= params.since, _donation_time < params.until
 
 
-def _donations(start: date, end: date):
-    """Donations paid (or, if not paid, created) from ``start`` to ``end`` inclusive, UTC days, oldest first,
-    with the supporter's email and name and the campaign's slug; streamed in batches."""
-    since = datetime.combine(start, time.min, timezone.utc)
-    until = datetime.combine(end + timedelta(days=1), time.min, timezone.utc)
-    when = func.coalesce(Donation.paid_at, Donation.created_at)
+def count_donations(params: ExportParams) -> int:
+    """How many donations were paid (or, if not paid, created) in the period."""
+    return db.session.scalar(select(func.count()).select_from(Donation).where(*_donations_in(params)))
+
+
+def _rate(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text) if text else None
+    except InvalidOperation:
+        return None
+
+
+def donation_cells(params: ExportParams) -> Iterator[list]:
+    """Donations paid (or, if not paid, created) from ``params.start`` to ``params.end`` inclusive, UTC days,
+    oldest first, as typed cells in DONATION_COLUMNS' order."""
     query = (
-        select(Donation, Supporter.email, Supporter.name, Campaign.slug)
+        select(
+            Donation, Supporter.email, Supporter.name, Campaign.slug,
+            _payout_of_gift.label("payout_id"),
+        )
         .join(Supporter, Donation.supporter_id == Supporter.id)
         .outerjoin(Campaign, Donation.campaign_id == Campaign.id)
-        .where(when >= since, when < until)
-        .order_by(when, Donation.id)
+        .where(*_donations_in(params))
+        .order_by(_donation_time, Donation.id)
         .execution_options(yield_per=1000)
     )
-    for donation, email, name, slug in db.session.execute(query):
-        yield donation, email, name, slug
-        db.session.expunge(donation)
+    # "with": a writer that stops early (an error, a closed download) closes the server-side cursor at once.
+    with db.session.execute(query) as result:
+        for donation, email, name, slug, payout_id in result:
+            currency = donation.currency
+            settled = donation.settlement_currency or currency
+            yield [
+                donation.id, donation.paid_at, email, name, Money(donation.amount, currency), currency,
+                None if donation.fee is None else Money(donation.fee, settled),
+                None if donation.net is None else Money(donation.net, settled),
+                donation.frequency.value, donation.status.value, Money(donation.amount_refunded, currency),
+                slug, donation.article_url, donation.stripe_payment_intent_id, donation.stripe_invoice_id,
+                donation.stripe_subscription_id, donation.receipt_number, payout_id, donation.settlement_currency,
+                _rate(donation.exchange_rate),
+            ]
+            db.session.expunge(donation)
 
 
-def donation_rows(start: date, end: date) -> Iterator[list[str]]:
-    """The donations export as text cells, the same for CSV and every other text format."""
-    for donation, email, name, slug in _donations(start, end):
-        currency = donation.currency
-        yield [
-            str(donation.id),
-            donation.paid_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if donation.paid_at else "",
-            _text(email),
-            _text(name),
-            _major(donation.amount, currency),
-            currency,
-            _major(donation.fee, donation.settlement_currency or currency),
-            _major(donation.net, donation.settlement_currency or currency),
-            donation.frequency.value,
-            donation.status.value,
-            _major(donation.amount_refunded, currency),
-            slug or "",
-            _text(donation.article_url),
-            donation.stripe_payment_intent_id or "",
-            donation.stripe_invoice_id or "",
-            donation.stripe_subscription_id or "",
-            donation.receipt_number or "",
-        ]
+DONATIONS = register(ExportKind(
+    name="donations",
+    title="Donations",
+    description="One row per donation paid in the period (UTC days, the last day included), with fee and net "
+                "once Stripe has settled them, and the payout its money reached the bank in.",
+    columns=DONATION_COLUMNS,
+    count=count_donations,
+    rows=donation_cells,
+    by_payout=True,
+))
 
 
-def write_donations_csv(out: IO[str], start: date, end: date) -> int:
-    """Write the donations CSV to ``out``; returns the number of rows."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(DONATION_COLUMNS)
-    count = 0
-    for row in donation_rows(start, end):
-        writer.writerow(row)
-        count += 1
-    return count
+# -- supporters --------------------------------------------------------------------------------------
+
+#: One row per supporter who agreed to hear from us by email and per currency they gave in (amounts are
+#: never summed across currencies); a supporter without a paid gift yet has one row with no currency.
+SUPPORTER_COLUMNS = [
+    "email", "name", "consented_at", "consent_source", "currency", "gifts", "first_gift_at", "last_gift_at",
+    "total", "active_recurring",
+]
+
+#: A monthly or yearly gift that is still running, whether or not its last payment went through.
+RUNNING = (RecurringStatus.ACTIVE, RecurringStatus.PAST_DUE, RecurringStatus.PAUSED)
 
 
-def write_donations_xlsx(path: str | IO[bytes], start: date, end: date) -> int:
-    """Write the donations as XLSX: one sheet per currency (amounts never mix), numbers as numbers,
-    times as dates (UTC), text defused like the CSV's. openpyxl's write-only mode keeps memory flat."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+def _consented_in(params: ExportParams):
+    return (Supporter.mailing_consent_at.is_not(None), Supporter.mailing_consent_at >= params.since,
+            Supporter.mailing_consent_at < params.until)
 
-    book = Workbook(write_only=True)
-    sheets: dict[str, object] = {}
 
-    def sheet_for(currency: str):
-        if currency not in sheets:
-            sheets[currency] = book.create_sheet(title=currency)
-            sheets[currency].append(DONATION_COLUMNS)
-        return sheets[currency]
+def _gifts_per_currency():
+    """Paid gifts per supporter and currency: how many, first, last, and what they came to net of refunds."""
+    return (
+        select(
+            Donation.supporter_id,
+            Donation.currency,
+            func.count().label("gifts"),
+            func.min(Donation.paid_at).label("first_gift_at"),
+            func.max(Donation.paid_at).label("last_gift_at"),
+            func.sum(Donation.amount - Donation.amount_refunded).label("total"),
+        )
+        .where(Donation.paid_at.is_not(None))
+        .group_by(Donation.supporter_id, Donation.currency)
+        .subquery()
+    )
 
-    def money(sheet, amount: int | None, currency: str):
-        if amount is None:
-            return None
-        cell = WriteOnlyCell(sheet, value=Money(amount, currency).as_decimal())
-        exponent = Money(amount, currency).exponent
-        cell.number_format = "#,##0" + ("." + "0" * exponent if exponent else "")
-        return cell
 
-    count = 0
-    for donation, email, name, slug in _donations(start, end):
-        currency, settled = donation.currency, donation.settlement_currency or donation.currency
-        sheet = sheet_for(currency)
-        paid = None
-        if donation.paid_at:
-            paid = WriteOnlyCell(sheet, value=donation.paid_at.astimezone(timezone.utc).replace(tzinfo=None))
-            paid.number_format = "yyyy-mm-dd hh:mm:ss"
-        sheet.append([
-            donation.id, paid, _text(email), _text(name), money(sheet, donation.amount, currency), currency,
-            money(sheet, donation.fee, settled), money(sheet, donation.net, settled), donation.frequency.value,
-            donation.status.value, money(sheet, donation.amount_refunded, currency), slug or "",
-            _text(donation.article_url), donation.stripe_payment_intent_id or "", donation.stripe_invoice_id or "",
-            donation.stripe_subscription_id or "", donation.receipt_number or "",
-        ])
-        count += 1
-    if not sheets:
-        sheet_for("Donations")
-    book.save(path)
-    return count
+def _supporter_query(params: ExportParams):
+    gifts = _gifts_per_currency()
+    running = exists().where(RecurringDonation.supporter_id == Supporter.id, RecurringDonation.status.in_(RUNNING))
+    query = (
+        select(Supporter.email, Supporter.name, Supporter.mailing_consent_at, Supporter.mailing_consent_source,
+               gifts.c.currency, gifts.c.gifts, gifts.c.first_gift_at, gifts.c.last_gift_at, gifts.c.total,
+               running.label("active_recurring"))
+        .outerjoin(gifts, gifts.c.supporter_id == Supporter.id)
+        .where(*_consented_in(params))
+    )
+    return query, gifts
+
+
+def count_supporters(params: ExportParams) -> int:
+    """Rows of the supporters export: consenting supporters times the currencies each gave in (at least one)."""
+    query, _ = _supporter_query(params)
+    return db.session.scalar(select(func.count()).select_from(query.subquery()))
+
+
+def supporter_cells(params: ExportParams) -> Iterator[list]:
+    """Supporters whose mailing consent was given in the period (UTC days), oldest consent first, as typed
+    cells in SUPPORTER_COLUMNS' order."""
+    query, gifts = _supporter_query(params)
+    query = (query.order_by(Supporter.mailing_consent_at, Supporter.id, gifts.c.currency)
+             .execution_options(yield_per=1000))
+    with db.session.execute(query) as result:
+        for email, name, consented, source, currency, gifts_, first, last, total, running in result:
+            yield [email, name, consented, source, currency, gifts_ or 0, first, last,
+                   None if currency is None else Money(int(total), currency), bool(running)]
+
+
+SUPPORTERS = register(ExportKind(
+    name="supporters",
+    title="Supporters",
+    description="Supporters who agreed to hear from us by email, by the day they agreed (UTC days, the last day "
+                "included): one row per currency they gave in, totals net of refunds, never summed across "
+                "currencies.",
+    columns=SUPPORTER_COLUMNS,
+    count=count_supporters,
+    rows=supporter_cells,
+))

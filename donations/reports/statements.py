@@ -17,7 +17,7 @@ from ..extensions import db
 from ..ledger.models import Dispute, Donation, DonationStatus, Supporter
 from ..mail import attachments, emails
 from ..money import Money
-from .exports import fiscal_year_days
+from .registry import fiscal_year_days
 from .models import AnnualStatement, StatementSequence
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,16 @@ from __future__ import annotations
 import uuid
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Length, ValidationError
 
 from ..checkout.validation import clean_email
@@ -67,3 +76,17 @@ class UserForm(FlaskForm):
 class UserChangeForm(FlaskForm):
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value) for r in Role])
     active = SelectField("Status", choices=[SelectChoice("1", "active"), SelectChoice("0", "deactivated")])
+
+
+class ExportForm(FlaskForm):
+    """/staff/reports: which export, for which range, in which format. The range is checked by
+    donations.reports.operations.parse_export_request, the same rules as the command line's."""
+
+    kind = StringField("Export")
+    start = StringField("From", render_kw={"type": "date"})
+    end = StringField("To", render_kw={"type": "date"})
+    fiscal_year = StringField("or fiscal year", render_kw={"inputmode": "numeric", "placeholder": "2026"})
+    payout = StringField("or payout", render_kw={"placeholder": "po_…"})
+    format = SelectField("Format", choices=[SelectChoice("csv", "CSV"), SelectChoice("xlsx", "XLSX")],
+                         validate_choice=False)
+    bom = BooleanField("CSV for Excel (byte order mark)")

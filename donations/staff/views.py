@@ -11,9 +11,11 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
+    send_file,
     stream_with_context,
     url_for,
 )
@@ -28,10 +30,13 @@ from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
 from ..mail.models import EmailStatus, OutboxEmail
 from ..money import Money
 from ..payments.gateway import GatewayError
-from ..reports.exports import DONATION_COLUMNS, donation_rows, write_donations_xlsx
+from ..reports import operations as export_ops
+from ..reports.export_models import ExportJob, ExportStatus
+from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
+from ..reports.registry import kinds as export_kinds
 from . import auth, charts
 from . import operations as ops
-from .forms import ActionForm, CampaignForm, LoginForm, RefundForm, UserChangeForm, UserForm
+from .forms import ActionForm, CampaignForm, ExportForm, LoginForm, RefundForm, UserChangeForm, UserForm
 from .models import AuditEntry, Role, StaffUser
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -298,44 +303,90 @@ def outbox():
     return render_template("staff/emails.html", rows=list(db.session.scalars(stmt)), status=status)
 
 
-@bp.get("/reports")
+@bp.route("/reports", methods=["GET", "POST"])
 @auth.require("reports.read")
 def reports():
-    """The accountant's downloads; with ?from=&to=&format= the donations export itself."""
-    date_from, date_to = _date_arg("from"), _date_arg("to")
-    fmt = request.args.get("format", "")
-    if not (date_from and date_to and fmt in ("csv", "xlsx")):
-        today = date.today()
-        return render_template("staff/reports.html", default_from=today.replace(day=1), default_to=today,
-                               error="Choose a first and a last day." if request.args else None), (
-            400 if request.args else 200)
-    if date_to < date_from:
-        return render_template("staff/reports.html", default_from=date_from, default_to=date_to,
-                               error="The last day is before the first."), 400
-    auth.audit("export", "donations", None, start=str(date_from), end=str(date_to), format=fmt)
+    """The accountant's exports. The form (POST) downloads a small export at once and queues a large one for
+    the scheduler; a link with ?kind=&from=&to=&format= downloads a small export at once."""
+    if request.method == "GET" and not request.args:
+        return _reports_page(ExportForm(formdata=None))
+    form = ExportForm(request.form if request.method == "POST" else request.args, meta={
+        "csrf": request.method == "POST"})
+    if request.method == "POST" and not form.validate_on_submit():
+        abort(400)
+    values = form.data if request.method == "POST" else {
+        "kind": request.args.get("kind"), "start": request.args.get("from"), "end": request.args.get("to"),
+        "fiscal_year": request.args.get("fiscal_year"), "payout": request.args.get("payout"),
+        "format": request.args.get("format"), "bom": request.args.get("bom") == "1"}
+    try:
+        kind, params, fmt = export_ops.parse_export_request(values["kind"], values["start"], values["end"],
+                                                            values["fiscal_year"], values["payout"], values["format"])
+    except ExportParamError as exc:
+        return _reports_page(form, error=str(exc), status=400)
+    bom = bool(values["bom"]) and fmt == "csv"
+    if kind.count(params) <= current_app.config["EXPORT_DIRECT_MAX_ROWS"]:
+        return _download_now(kind, params, fmt, bom)
+    if request.method == "GET":  # a link changes nothing: a background export is asked for with the form
+        return _reports_page(form, error="This export is too large to download at once. "
+                                         "Use the form to have it prepared in the background.", status=400)
+    job = export_ops.request_export(current_user, kind, params, fmt, bom)
     db.session.commit()
-    name = f"donations-{date_from}-{date_to}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return redirect(url_for("staff.export_job", job_id=job.id), code=303)
+
+
+def _reports_page(form, error=None, status=200):
+    today = date.today()
+    jobs = db.session.scalars(select(ExportJob).order_by(ExportJob.id.desc()).limit(20)).all()
+    return render_template("staff/reports.html", form=form, kinds=export_kinds().values(), jobs=jobs,
+                           default_from=form.start.data or today.replace(day=1), default_to=form.end.data or today,
+                           error=error), status
+
+
+def _download_now(kind, params, fmt, bom):
+    auth.audit("export", kind.name, None, format=fmt,
+               **{key: value for key, value in params.to_json().items() if value})
+    db.session.commit()
+    headers = {"Content-Disposition": f'attachment; filename="{kind.name}-{params.label()}.{fmt}"'}
     if fmt == "xlsx":
         data = io.BytesIO()  # a zip file cannot be streamed before it is complete
-        write_donations_xlsx(data, date_from, date_to)
-        return Response(data.getvalue(), headers=headers,
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        write_xlsx(kind, data, params)
+        return Response(data.getvalue(), headers=headers, mimetype=XLSX_TYPE)
+    return Response(stream_with_context(csv_chunks(kind, params, bom)), headers=headers,
+                    mimetype="text/csv; charset=utf-8")
 
-    return Response(stream_with_context(_csv_stream(date_from, date_to)), headers=headers, mimetype="text/csv")
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _csv_stream(date_from, date_to):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(DONATION_COLUMNS)
-    for row in donation_rows(date_from, date_to):
-        writer.writerow(row)
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+@bp.get("/reports/jobs/<int(max=2147483647):job_id>")
+@auth.require("reports.read")
+def export_job(job_id: int):
+    job = db.get_or_404(ExportJob, job_id)
+    return render_template("staff/export_job.html", job=job, state=_job_state(job))
+
+
+@bp.get("/reports/jobs/<int(max=2147483647):job_id>/status")
+@auth.require("reports.read")
+def export_job_status(job_id: int):
+    return jsonify(_job_state(db.get_or_404(ExportJob, job_id)))
+
+
+def _job_state(job: ExportJob) -> dict:
+    return export_ops.job_state(job, url_for("staff.export_download", job_id=job.id))
+
+
+@bp.get("/reports/jobs/<int(max=2147483647):job_id>/download")
+@auth.require("reports.read")
+def export_download(job_id: int):
+    job = db.get_or_404(ExportJob, job_id)
+    if job.deleted_at is not None:
+        abort(410, description="This file was deleted a day after it was made. Please ask for the export again.")
+    if job.status is not ExportStatus.DONE or not job.file_path:
+        abort(404, description="This export is not ready.")
+    auth.audit("export.download", "export_job", job.id, kind=job.kind, format=job.format)
+    db.session.commit()
+    return send_file(job.file_path, as_attachment=True, download_name=job.file_name,
+                     mimetype=XLSX_TYPE if job.format == "xlsx" else "text/csv; charset=utf-8", max_age=0)
 
 
 @bp.get("/audit")

@@ -15,6 +15,9 @@ from donations.staff import book_views, schedule_views, statement_views  # noqa:
 from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
+from donations.reports.export_jobs import run_exports
+from donations.reports.export_models import ExportJob
+from donations.reports.registry import ExportParams
 from donations.staff.models import AuditEntry, Role
 from tests.staff_helpers import (
     audit_rows,
@@ -65,6 +68,10 @@ ROUTES = [
     Route("GET", "staff.report_schedule", "/staff/reports/schedule"),
     Route("POST", "staff.save_report_schedule", "/staff/reports/schedule/{kind}"),
     Route("POST", "staff.send_report_now", "/staff/reports/schedule/{kind}/send"),
+    Route("POST", "staff.reports", "/staff/reports"),
+    Route("GET", "staff.export_job", "/staff/reports/jobs/{job}"),
+    Route("GET", "staff.export_job_status", "/staff/reports/jobs/{job}/status"),
+    Route("GET", "staff.export_download", "/staff/reports/jobs/{job}/download"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
@@ -78,7 +85,8 @@ def route(method: str, endpoint: str) -> Route:
 
 @pytest.fixture
 def world(client) -> dict:
-    """One supporter with a paid gift (through the webhook) and a monthly gift, another staff user."""
+    """One supporter with a paid gift (through the webhook) and a monthly gift, another staff user, and a
+    background export written by the scheduler's job."""
     app = client.application
     donation = webhook_gift(client, email="matrix@example.com")
     with in_app(app):
@@ -97,6 +105,14 @@ def world(client) -> dict:
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
     ids["kind"] = "weekly_supporters"
+    accountant = make_user(app, "accountant", "exporter@example.org")[0]
+    with in_app(app):  # queued as the form does, less the audit entry (the matrix counts those)
+        job = ExportJob(requested_by_id=accountant, kind="donations", format="csv",
+                        params=ExportParams(date(2026, 1, 1), date(2026, 12, 31)).to_json())
+        db.session.add(job)
+        db.session.commit()
+        ids["job"] = job.id
+        assert run_exports()["done"] == 1
     return ids
 
 
@@ -115,13 +131,16 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
                                        "weekly_supporters-recipients": f"{role}@example.org"},
         "staff.send_report_now": {"token": new_token()},
         "staff.issue_statement": {"fiscal_year": "2025"},
+        "staff.reports": {"kind": "donations", "start": "2026-01-01", "end": "2026-01-31", "format": "csv"},
     }.get(r.endpoint, {})
 
 
 def request_as(staff, r: Route, world: dict):
     path = r.path.format(**world)
     if r.method == "GET":
-        return path, staff.get(path)
+        response = staff.get(path)
+        response.close()  # a download holds its file open until it is read or closed
+        return path, response
     return path, staff.post(path, form_for(r, staff.client.application, world, staff.role.value))
 
 
@@ -276,7 +295,7 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
     world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1",
-             "kind": "weekly_supporters", "statement": 6}
+             "kind": "weekly_supporters", "statement": 6, "job": 7}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]

@@ -1,0 +1,147 @@
+"""The accountant's books: the ``ledger`` journal and the ``payouts`` summary, as export kinds.
+
+The ledger is a journal of every movement in the Stripe balance (gift, fee, refund, dispute, dispute fee,
+payout, and anything else Stripe booked), two rows each, a debit and a credit, in a layout that
+QuickBooks Online's journal import and Xero's manual journal import map column by column: date, journal
+number, account, description, debit, credit, currency, reference. The Stripe balance is a clearing
+account: for each payout its rows net to zero against the bank, which is how the books reconcile.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from flask import current_app
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import aliased
+
+from ..extensions import db
+from ..ledger.models import Dispute, Donation, LedgerLine, LineKind, Payout
+from ..money import Money
+from .registry import ExportKind, ExportParams, register
+
+LEDGER_COLUMNS = ["date", "journal", "account", "description", "debit", "credit", "currency", "reference",
+                  "kind", "payout_id", "donation_id", "note"]
+PAYOUT_COLUMNS = ["payout_id", "created", "arrival_date", "status", "currency", "gross", "fees", "refunds",
+                  "disputes", "other", "net", "bank_amount", "difference", "lines"]
+
+#: The account each kind of line moves money to or from, against the Stripe balance.
+COUNTER_ACCOUNT = {
+    LineKind.GIFT: "donations", LineKind.FEE: "fees", LineKind.DISPUTE_FEE: "fees", LineKind.REFUND: "refunds",
+    LineKind.DISPUTE: "disputes", LineKind.DISPUTE_REVERSAL: "disputes", LineKind.PAYOUT: "bank",
+    LineKind.OTHER: "other",
+}
+
+
+def _ledger_query(params: ExportParams):
+    line_payout = aliased(Payout)
+    query = (
+        select(LedgerLine, line_payout.stripe_payout_id, Donation.receipt_number, Donation.amount,
+               Donation.currency, Dispute.stripe_dispute_id)
+        .outerjoin(line_payout, LedgerLine.payout_id == line_payout.id)
+        .outerjoin(Donation, LedgerLine.donation_id == Donation.id)
+        .outerjoin(Dispute, LedgerLine.dispute_id == Dispute.id)
+    )
+    if params.payout_id:
+        return query.where(line_payout.stripe_payout_id == params.payout_id)
+    return query.where(LedgerLine.booked_on >= params.start, LedgerLine.booked_on <= params.end)
+
+
+def _describe(line: LedgerLine, receipt: str | None, gift: Money | None, dispute: str | None) -> str:
+    about = f"gift {receipt}" if receipt else (f"donation {line.donation_id}" if line.donation_id else "")
+    if gift is not None and gift.currency != line.currency and line.kind is LineKind.GIFT:
+        about += f" ({gift})"
+    match line.kind:
+        case LineKind.GIFT:
+            return about[:1].upper() + about[1:]
+        case LineKind.FEE:
+            return f"Stripe fee, {about}" if about else "Stripe fee"
+        case LineKind.REFUND:
+            return f"Refund, {about}"
+        case LineKind.DISPUTE:
+            return f"Chargeback {dispute or line.stripe_source_id}, {about}"
+        case LineKind.DISPUTE_FEE:
+            return f"Chargeback fee {dispute or line.stripe_source_id}"
+        case LineKind.DISPUTE_REVERSAL:
+            return f"Chargeback won {dispute or line.stripe_source_id}, {about}"
+        case LineKind.PAYOUT:
+            if line.amount > 0:
+                return f"Payout {line.stripe_source_id} failed: back in the Stripe balance"
+            return f"Payout {line.stripe_source_id} to the bank"
+    return f"Stripe balance transaction {line.stripe_balance_transaction_id}"
+
+
+def ledger_rows(params: ExportParams) -> Iterator[list]:
+    """Two rows per line: the debit, then the credit, under one journal number."""
+    accounts = current_app.config["LEDGER_ACCOUNTS"]
+    stripe = accounts["stripe"]
+    for line, payout_id, receipt, gift_amount, gift_currency, dispute in db.session.execute(
+            _ledger_query(params).order_by(LedgerLine.booked_on, LedgerLine.id).execution_options(yield_per=1000)):
+        gift = Money(gift_amount, gift_currency) if gift_amount is not None else None
+        counter = accounts[COUNTER_ACCOUNT[line.kind]]
+        debit, credit = (stripe, counter) if line.amount > 0 else (counter, stripe)
+        money = Money(abs(line.amount), line.currency)
+        common = [_describe(line, receipt, gift, dispute)]
+        tail = [line.currency, line.stripe_balance_transaction_id, line.kind.value, payout_id,
+                line.donation_id, line.note]
+        journal = f"L{line.id}"
+        yield [line.booked_on, journal, debit, *common, money, None, *tail]
+        yield [line.booked_on, journal, credit, *common, None, money, *tail]
+        db.session.expunge(line)
+
+
+def ledger_count(params: ExportParams) -> int:
+    return 2 * db.session.scalar(select(func.count()).select_from(_ledger_query(params).subquery()))
+
+
+def _payouts_query(params: ExportParams):
+    theirs = and_(LedgerLine.payout_id == Payout.id,
+                  func.coalesce(LedgerLine.stripe_source_id, "") != Payout.stripe_payout_id)
+
+    def total(*kinds: LineKind):
+        return func.coalesce(func.sum(case((LedgerLine.kind.in_(kinds), LedgerLine.amount), else_=0)), 0)
+
+    query = (
+        select(Payout, total(LineKind.GIFT), total(LineKind.FEE, LineKind.DISPUTE_FEE), total(LineKind.REFUND),
+               total(LineKind.DISPUTE, LineKind.DISPUTE_REVERSAL), total(LineKind.OTHER, LineKind.PAYOUT))
+        .outerjoin(LedgerLine, theirs)
+        .group_by(Payout.id)
+    )
+    if params.payout_id:
+        return query.where(Payout.stripe_payout_id == params.payout_id)
+    return query.where(Payout.arrival_date >= params.start, Payout.arrival_date <= params.end)
+
+
+def payout_rows(params: ExportParams) -> Iterator[list]:
+    """One row per payout: what its lines add up to, kind by kind, beside what reached the bank. The
+    difference is empty until Stripe's lines are fetched, and never hidden when they do not add up."""
+    for payout, gross, fees, refunds, disputes, other in db.session.execute(
+            _payouts_query(params).order_by(Payout.arrival_date, Payout.id)):
+        currency = payout.currency
+        fetched = payout.lines_total is not None
+
+        def money(amount):
+            return Money(int(amount), currency) if fetched else None
+
+        yield [payout.stripe_payout_id, payout.created, payout.arrival_date, payout.status, currency,
+               money(gross), money(fees), money(refunds), money(disputes), money(other),
+               money(payout.lines_total or 0), Money(payout.amount, currency),
+               money(payout.difference or 0), payout.lines_count]
+
+
+def payout_count(params: ExportParams) -> int:
+    query = select(func.count()).select_from(Payout)
+    if params.payout_id:
+        return db.session.scalar(query.where(Payout.stripe_payout_id == params.payout_id))
+    return db.session.scalar(query.where(Payout.arrival_date >= params.start, Payout.arrival_date <= params.end))
+
+
+register(ExportKind(
+    name="ledger", title="Ledger",
+    description="A journal of every movement in the Stripe balance (gifts, fees, refunds, disputes, payouts), "
+                "debit and credit, for QuickBooks or Xero.",
+    columns=LEDGER_COLUMNS, count=ledger_count, rows=ledger_rows, by_payout=True))
+register(ExportKind(
+    name="payouts", title="Payouts",
+    description="One row per payout: gross, fees, refunds, disputes and net of its lines beside the bank "
+                "amount, and any difference.",
+    columns=PAYOUT_COLUMNS, count=payout_count, rows=payout_rows, by_payout=True))

@@ -1,0 +1,288 @@
+"""Background exports: /staff/reports queues a large export, the scheduler's job claims it once, writes it with
+progress, and the accountant watches it and downloads it; failures are shown, old files deleted."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from donations.extensions import db
+from donations.reports import operations as export_ops
+from donations.reports import registry
+from donations.reports.export_models import ExportJob, ExportStatus
+from donations.reports.export_jobs import run_exports
+from donations.reports.operations import claim_next
+from donations.reports.registry import ExportParams
+from donations.staff.auth import create_user
+from donations.staff.models import AuditEntry, Role, StaffUser
+from tests.conftest import run_threads
+from tests.staff_helpers import active_content, audit_rows, count, in_app, signed_in, webhook_gift
+
+TODAY = date.today().isoformat()
+FORM = {"kind": "donations", "start": TODAY, "end": TODAY, "format": "csv"}
+
+
+@pytest.fixture
+def background(app, monkeypatch):
+    """Every export from the form goes to the background, however small (even one without rows)."""
+    monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", -1)
+
+
+def queue(staff, **fields) -> int:
+    response = staff.post("/staff/reports", {**FORM, **fields})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    match = re.fullmatch(r"/staff/reports/jobs/(\d+)", response.headers["Location"])
+    assert match, response.headers["Location"]
+    return int(match.group(1))
+
+
+def job_row(app, job_id: int) -> dict:
+    with in_app(app):
+        job = db.session.get(ExportJob, job_id)
+        return {"status": job.status, "rows_done": job.rows_done, "rows_total": job.rows_total,
+                "file_path": job.file_path, "error": job.error}
+
+
+def run_scheduler_job(app) -> dict:
+    with in_app(app):
+        return run_exports()
+
+
+def test_a_large_export_is_queued_audited_and_shown_with_a_progress_bar(app, client, background):
+    webhook_gift(client)
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    job_id = queue(staff)
+
+    assert job_row(app, job_id)["status"] is ExportStatus.QUEUED
+    [entry] = audit_rows(app, AuditEntry.action == "export.request")
+    assert (entry["actor_id"], entry["object_id"]) == (staff.id, str(job_id))
+    assert entry["detail"] == {"kind": "donations", "format": "csv", "start": TODAY, "end": TODAY}
+    html = staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
+    assert '<progress id="export-progress"' in html and "queued" in html
+    page = active_content(html)
+    assert page.scripts == [""] and not page.handlers  # one external script, nothing inline
+    assert 'src="/static/staff/export-progress.js"' in html
+    with client.get("/static/staff/export-progress.js") as script:
+        assert script.status_code == 200 and b"export-progress" in script.data
+    assert staff.get(f"/staff/reports/jobs/{job_id}/status").get_json() == {
+        "id": job_id, "status": "queued", "rows_done": 0, "rows_total": None, "error": None,
+        "file_name": f"donations-{TODAY}-{TODAY}.csv", "download_url": None, "deleted": False}
+
+
+def test_the_job_runs_from_queued_through_running_to_done_and_downloads(app, client, background, monkeypatch):
+    for amount in (1000, 2000, 3000):
+        webhook_gift(client, amount=amount)
+    staff = signed_in(client, Role.ACCOUNTANT)
+    job_id = queue(staff)
+    seen: list[tuple] = []
+    record = export_ops._record
+
+    def watching(job, **values):  # what the job page would read between two progress writes
+        record(job, **values)
+        with Session(bind=db.engine) as other:
+            row = other.get(ExportJob, job)
+            seen.append((row.status.value, row.rows_done, row.rows_total))
+
+    monkeypatch.setattr(export_ops, "_record", watching)
+    monkeypatch.setattr(export_ops, "PROGRESS_EVERY", 1)
+
+    assert run_scheduler_job(app) == {"deleted": 0, "done": 1, "failed": 0}
+
+    assert seen == [("running", 0, 3), ("running", 1, 3), ("running", 2, 3), ("running", 3, 3)]
+    row = job_row(app, job_id)
+    assert (row["status"], row["rows_done"], row["rows_total"]) == (ExportStatus.DONE, 3, 3)
+    state = staff.get(f"/staff/reports/jobs/{job_id}/status").get_json()
+    assert state["download_url"] == f"/staff/reports/jobs/{job_id}/download"
+    assert 'value="3"' in staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
+    response = staff.get(state["download_url"])
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == f"attachment; filename=donations-{TODAY}-{TODAY}.csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    response.close()
+    assert sorted(r["amount"] for r in rows) == ["10.00", "20.00", "30.00"]
+    assert [a["object_id"] for a in audit_rows(app, AuditEntry.action == "export.download")] == [str(job_id)]
+    assert run_scheduler_job(app) == {"deleted": 0, "done": 0, "failed": 0}  # never run twice
+
+
+def test_an_xlsx_job_writes_a_workbook(app, client, background, tmp_path):
+    webhook_gift(client)
+    staff = signed_in(client, Role.ADMIN)
+    job_id = queue(staff, format="xlsx")
+
+    run_scheduler_job(app)
+
+    path = tmp_path / "d.xlsx"
+    with staff.get(f"/staff/reports/jobs/{job_id}/download") as response:
+        path.write_bytes(response.data)
+    assert load_workbook(path).sheetnames == ["EUR"]
+
+
+def test_a_failing_writer_marks_the_job_failed_and_shows_why(app, client, background, monkeypatch):
+    webhook_gift(client)
+    webhook_gift(client, amount=1000)
+    staff = signed_in(client, Role.ACCOUNTANT)
+    job_id = queue(staff)
+    donations = registry.kinds()["donations"]
+
+    def breaking(params):
+        rows = donations.rows(params)
+        yield next(rows)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setitem(registry.KINDS, "donations", dataclasses.replace(donations, rows=breaking))
+    files_before = set(Path(app.config["EXPORT_DIR"]).glob("*"))
+
+    assert run_scheduler_job(app) == {"deleted": 0, "done": 0, "failed": 1}
+
+    row = job_row(app, job_id)
+    assert (row["status"], row["error"], row["file_path"]) == (ExportStatus.FAILED, "the database went away", None)
+    assert set(Path(app.config["EXPORT_DIR"]).glob("*")) == files_before  # no partial file left behind
+    page = staff.get(f"/staff/reports/jobs/{job_id}")
+    assert page.status_code == 200
+    assert "The export failed: the database went away" in page.get_data(as_text=True)
+    assert staff.get(f"/staff/reports/jobs/{job_id}/status").get_json()["status"] == "failed"
+    assert staff.get(f"/staff/reports/jobs/{job_id}/download").status_code == 404
+    assert "failed" in staff.get("/staff/reports").get_data(as_text=True)
+
+
+def test_a_claimed_job_cannot_be_claimed_again(app, client, background):
+    staff = signed_in(client, Role.ACCOUNTANT)
+    first, second = queue(staff), queue(staff)
+
+    with in_app(app):
+        assert [claim_next(), claim_next(), claim_next()] == [first, second, None]
+
+
+def test_two_schedulers_run_a_job_once(committing_app, postgres):
+    app = committing_app
+    with app.app_context():
+        user = create_user("claims@example.org", Role.ACCOUNTANT, "x" * 16)
+        job = ExportJob(requested_by_id=user.id, kind="donations", format="csv",
+                        params=ExportParams(date(2026, 1, 1), date(2026, 1, 31)).to_json())
+        db.session.add(job)
+        db.session.commit()
+        job_id, user_id = job.id, user.id
+    try:
+        def scheduler(index):
+            with app.app_context():
+                return run_exports()
+
+        results = run_threads(2, scheduler)
+
+        assert sorted(r["done"] for r in results) == [0, 1], results
+        with app.app_context():
+            done = db.session.get(ExportJob, job_id)
+            assert done.status is ExportStatus.DONE and Path(done.file_path).exists()
+    finally:
+        with app.app_context():
+            db.session.execute(delete(ExportJob).where(ExportJob.id == job_id))
+            db.session.execute(delete(StaffUser).where(StaffUser.id == user_id))
+            db.session.commit()
+
+
+def test_files_are_deleted_after_a_day(app, client, background):
+    webhook_gift(client)
+    staff = signed_in(client, Role.ACCOUNTANT)
+    job_id = queue(staff)
+    run_scheduler_job(app)
+    path = Path(job_row(app, job_id)["file_path"])
+    assert path.exists()
+    with in_app(app):
+        job = db.session.get(ExportJob, job_id)
+        job.finished_at -= timedelta(hours=25)
+        db.session.commit()
+
+    assert run_scheduler_job(app)["deleted"] == 1
+
+    assert not path.exists() and job_row(app, job_id)["file_path"] is None
+    assert staff.get(f"/staff/reports/jobs/{job_id}/download").status_code == 410
+    assert "deleted a day after" in staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("suffix", ["", "/status", "/download"])
+def test_staff_without_reports_read_get_403(app, client, background, suffix):
+    accountant = signed_in(client, Role.ACCOUNTANT)
+    job_id = queue(accountant)
+    run_scheduler_job(app)
+    other = app.test_client()
+    staff = signed_in(other, Role.STAFF)
+
+    with staff.get(f"/staff/reports/jobs/{job_id}{suffix}") as response:
+        assert response.status_code == 403
+    assert staff.post("/staff/reports", FORM).status_code == 403
+
+
+@pytest.mark.parametrize("suffix", ["", "/status", "/download"])
+def test_unknown_job_is_404(client, suffix):
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    assert staff.get(f"/staff/reports/jobs/999999{suffix}").status_code == 404
+
+
+def test_a_small_export_from_the_form_downloads_at_once(app, client):
+    webhook_gift(client)
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    response = staff.post("/staff/reports", {**FORM, "bom": "y"})
+
+    assert response.status_code == 200
+    assert response.data.startswith(b"\xef\xbb\xbfdonation_id,")
+    assert count(app, ExportJob) == 0
+    [entry] = audit_rows(app, AuditEntry.action == "export")
+    assert entry["object_type"] == "donations" and entry["detail"]["format"] == "csv"
+
+
+def test_the_supporters_export_from_the_form(app, client):
+    staff = signed_in(client, Role.ADMIN)
+
+    response = staff.post("/staff/reports", {**FORM, "kind": "supporters"})
+
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).splitlines()[0].startswith("email,name,consented_at")
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"kind": "refunds"}, "Choose one of the exports listed."),
+    ({"start": "", "end": ""}, "Choose a first and a last day, a fiscal year or a payout."),
+    ({"kind": "supporters", "start": "", "end": ""}, "Choose a first and a last day or a fiscal year."),
+    ({"start": "2026-05-02", "end": "2026-05-01"}, "The last day is before the first."),
+    ({"start": "", "end": "", "fiscal_year": "20x6"}, "A fiscal year is a year such as 2026."),
+    ({"fiscal_year": "2026"}, "Give a fiscal year or first and last days, not both."),
+    ({"kind": "supporters", "start": "", "end": "", "payout": "po_123"}, "The supporters export has no payout filter"),
+    ({"start": "", "end": "", "payout": "po_12 3"}, "is not a Stripe payout id"),
+    ({"format": "pdf"}, "Choose CSV or XLSX."),
+])
+def test_bad_requests_are_400_with_a_message_and_queue_nothing(app, client, background, fields, message):
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    response = staff.post("/staff/reports", {**FORM, **fields})
+
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert count(app, ExportJob) == 0
+
+
+def test_the_form_needs_its_csrf_token(app, client, background):
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    assert staff.post("/staff/reports", FORM, csrf=False).status_code == 400
+    assert count(app, ExportJob) == 0
+
+
+def test_a_large_export_by_link_is_not_queued(app, client, background):
+    webhook_gift(client)
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    response = staff.get(f"/staff/reports?from={TODAY}&to={TODAY}&format=csv")
+
+    assert response.status_code == 400 and "too large to download at once" in response.get_data(as_text=True)
+    assert count(app, ExportJob) == 0
