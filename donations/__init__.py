@@ -47,10 +47,12 @@ def create_app(config: Config | None = None) -> Flask:
     from .payments.views import bp as sandbox_bp
     from .payments.webhooks import bp as webhooks_bp
 
-    from .reports.statements import register_attachments
+    from .reports import operations as export_ops
+    from .reports import statements
 
     init_gateway(app)
-    register_attachments()
+    statements.register_attachments()
+    export_ops.register_attachments()
     for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 

@@ -175,3 +175,22 @@ def job_state(job: ExportJob, download_url: str | None) -> dict:
             "error": job.error, "file_name": job.file_name,
             "download_url": download_url if job.status is ExportStatus.DONE and job.file_path else None,
             "deleted": job.deleted_at is not None}
+
+
+def export_attachment(export: str, start: str, end: str) -> tuple[str, str, bytes]:
+    """An export of a period as a CSV file for an email (the monthly report's ledger), built when the email
+    is sent; a closed period keeps it the same however late that is."""
+    import io
+
+    kind = kinds()[export]
+    params = ExportParams(start=date.fromisoformat(start), end=date.fromisoformat(end))
+    out = io.StringIO(newline="")
+    write_csv(kind, out, params)
+    return f"{export}-{start}-{end}.csv", "text/csv", out.getvalue().encode("utf-8")
+
+
+def register_attachments() -> None:
+    """Called by the app factory: emails can carry exports from then on."""
+    from ..mail import attachments
+
+    attachments.register("export_csv", export_attachment)

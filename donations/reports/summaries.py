@@ -16,6 +16,7 @@ from ..db import now_utc
 from ..extensions import db
 from ..ledger.models import Dispute, Donation, Frequency, Payout, RecurringDonation, RecurringStatus, Refund
 from ..mail import outbox
+from ..mail.attachments import describe
 from ..money import Money
 from ..staff.operations import PAID, top
 from ..staff.auth import audit
@@ -168,7 +169,9 @@ def monthly_accounting_context(period: Period) -> dict:
                 empty="No payouts arrived in the month.",
                 note="By arrival day. A payout that does not add up is listed with its difference at /staff/payouts."),
     ]
-    attachments: list[tuple[str, str, bytes]] = []
+    # The month's ledger, built when the email leaves (see reports.operations.export_attachment).
+    attachments = [describe("export_csv", export="ledger", start=period.start.date().isoformat(),
+                            end=period.last_day.isoformat())]
 
     return {**_base(period), "month": format_date(period.start, "MMMM y", locale="en"), "sections": sections,
             "extra_sections": extra_sections, "attachments": attachments, "unsettled": unsettled}
@@ -191,7 +194,7 @@ def queue_report(kind: ReportKind, period: Period, recipients: list[str], *, man
     for recipient in recipients:
         try:
             with db.session.begin_nested():
-                outbox.queue(kind.value, recipient, context,
+                outbox.queue(kind.value, recipient, context, attachments=context.get("attachments"),
                              dedupe_key=dedupe_key(kind, period.key, recipient, manual=manual))
         except Exception:  # any failure for one address must not cost the others their report
             log.exception("report %s %s for %s could not be queued", kind.value, period.key, recipient)

@@ -283,8 +283,9 @@ def test_a_failing_recipient_does_not_cost_the_others_their_report_and_is_retrie
     configure(WEEKLY, ["ada@example.org", "bob@example.org", "carol@example.org"], weekday=0, send_hour=7)
     real_queue = summaries.outbox.queue
 
-    def queue(template, to_address, context, *, dedupe_key):
-        real_queue(template, to_address, context, dedupe_key=dedupe_key)  # written, then the failure undoes it
+    def queue(template, to_address, context, *, dedupe_key, attachments=None):
+        # written, then the failure undoes it
+        real_queue(template, to_address, context, dedupe_key=dedupe_key, attachments=attachments)
         if to_address == "bob@example.org":
             raise OSError("disk full")
 
