@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 from ..extensions import db
 from ..payments.gateway import GatewayError, get_gateway
 from .models import Donation, DonationStatus, LedgerLine, LineKind
-from .payouts import apply_charge_balance, fetch_refund_balances, reconcile_payouts
+from .payouts import apply_charge_balance, fetch_refund_balances, is_balance, reconcile_payouts
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def fill_missing_fees(limit: int = 500) -> dict[str, int]:
             log.warning("fee of donation %s not fetched: %s", donation.id, exc)
             counts["failed"] += 1
             continue
-        if balance is None:
+        if not is_balance(balance):  # None while Stripe has not settled the charge
             counts["not_settled"] += 1
             continue
         apply_charge_balance(donation, balance)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, false
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -197,6 +197,10 @@ class Donation(db.Model):
     #: ``YYYY-NNNNNN``, gap-free per year, given when the payment succeeds.
     receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True)
     paid_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: The day the gift is in the books: the day it was paid (UTC), or the first open day when that day's
+    #: period was closed before the gift reached us; then ``booking_note`` says so.
+    booked_on: Mapped[date | None] = mapped_column(index=True)
+    booking_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
 
@@ -328,6 +332,14 @@ class Payout(db.Model):
     lines_total: Mapped[int | None]
     lines_count: Mapped[int | None]
     reconciled_at: Mapped[datetime | None]
+    #: Failed tries to fetch the lines, and the last error: a payout Stripe will not list is shown, and
+    #: tried after the others, so it never holds them up.
+    reconcile_tries: Mapped[int] = mapped_column(default=0, server_default="0")
+    reconcile_error: Mapped[str | None] = mapped_column(Text)
+    #: The day the payout is in the books: its arrival day, or the first open day after a closed period.
+    booked_on: Mapped[date | None] = mapped_column(index=True)
+    #: The payout's own balance transaction (``txn_…``), the line that takes the money to the bank.
+    stripe_balance_transaction_id: Mapped[str | None] = mapped_column(String(255))
     #: Stripe's time of the newest payout object applied; older events do not overwrite it.
     status_at: Mapped[datetime | None]
 
@@ -339,6 +351,11 @@ class Payout(db.Model):
     def difference(self) -> int | None:
         """What the lines add up to beyond (or short of) the bank amount; None until fetched."""
         return None if self.lines_total is None else self.lines_total - self.amount
+
+    @property
+    def bank_amount(self) -> int:
+        """What reached the bank: nothing unless the payout was paid."""
+        return self.amount if self.status == "paid" else 0
 
     @property
     def lines_money(self) -> Money | None:
@@ -396,3 +413,11 @@ class ClosedPeriod(db.Model):
     closed_through: Mapped[date] = mapped_column(unique=True)
     closed_at: Mapped[datetime] = mapped_column(default=now_utc)
     closed_by: Mapped[str] = mapped_column(String(254))
+
+
+@event.listens_for(Donation, "before_insert")
+@event.listens_for(Donation, "before_update")
+def _book_paid_day(mapper, connection, donation: Donation) -> None:
+    """A paid donation is in the books on its paid day unless the ledger chose another (a closed period)."""
+    if donation.paid_at is not None and donation.booked_on is None:
+        donation.booked_on = donation.paid_at.astimezone(timezone.utc).date()

@@ -23,7 +23,7 @@ from .models import (
     Refund,
     Supporter,
 )
-from .payouts import book_dispute_balances
+from .payouts import book_dispute_balances, booking_day
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,8 @@ def mark_succeeded(donation: Donation, at: datetime) -> None:
     """Move a donation to succeeded, number its receipt and queue the receipt email, all in this transaction."""
     donation.transition(DonationStatus.SUCCEEDED)
     donation.paid_at = at
+    # A gift that reaches us after its day's period was closed goes into the first open day, with a note.
+    donation.booked_on, donation.booking_note = booking_day(at.astimezone(timezone.utc).date())
     donation.receipt_number = next_receipt_number(at.year)
     db.session.flush()
     emails.queue_receipt(donation)

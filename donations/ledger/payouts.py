@@ -115,6 +115,16 @@ def book_balance(balance: dict[str, Any], *, donation_id: int | None = None, dis
                                .values({column: value}).execution_options(synchronize_session=False))
 
 
+BALANCE_FIELDS = {"id": str, "amount": int, "fee": int, "net": int, "currency": str, "created": int}
+
+
+def is_balance(value: Any) -> bool:
+    """A balance transaction with every field the books read (an expanded object, not just its id)."""
+    return isinstance(value, dict) and all(
+        isinstance(value.get(name), kind) and not isinstance(value.get(name), bool)
+        for name, kind in BALANCE_FIELDS.items())
+
+
 def apply_charge_balance(donation: Donation, balance: dict[str, Any], payout: Payout | None = None) -> None:
     """A donation's charge settled: its fee, net, settlement currency and rate, and its lines in the books."""
     if donation.fee is None:
@@ -134,7 +144,7 @@ def record_charge_updated(charge: dict[str, Any], at: datetime) -> str:
     if donation is None:
         return "ignored: not ours (unknown payment)"
     balance = charge.get("balance_transaction")
-    if not isinstance(balance, dict):
+    if not is_balance(balance):
         return f"donation {donation.id}: fee left to the fee job"
     apply_charge_balance(donation, balance)
     return f"donation {donation.id}: fee {balance['fee']} {balance['currency'].upper()} booked"
@@ -144,24 +154,32 @@ def book_dispute_balances(dispute: dict[str, Any], row: Dispute) -> None:
     """A dispute's own balance transactions (the withdrawal and its fee, a reversal when won), which
     Stripe includes in the dispute object."""
     for balance in dispute.get("balance_transactions") or []:
-        if isinstance(balance, dict):
+        if is_balance(balance):
             book_balance(balance, donation_id=row.donation_id, dispute_id=row.id)
 
 
 # -- payouts -------------------------------------------------------------------------------------------
+
+PAYOUT_FIELDS = {"id": str, "amount": int, "currency": str, "status": str, "created": int, "arrival_date": int}
+
 
 def record_payout(obj: dict[str, Any], at: datetime) -> str:
     """A payout was paid, failed or changed: keep it, with its status as of the newest event.
 
     Its lines are fetched by the payout job, not here: a payout may list thousands of transactions.
     """
+    missing = [name for name, kind in PAYOUT_FIELDS.items()
+               if not isinstance(obj.get(name), kind) or isinstance(obj.get(name), bool)]
+    if missing:
+        return f"ignored: not a payout object (no valid {', '.join(missing)})"
+    arrival = datetime.fromtimestamp(obj["arrival_date"], timezone.utc).date()
     payout = db.session.scalars(select(Payout).where(Payout.stripe_payout_id == obj["id"])
                                 .with_for_update()).one_or_none()
     if payout is None:
         insert_ignore(db.session, Payout, {
             "stripe_payout_id": obj["id"], "amount": obj["amount"], "currency": obj["currency"].upper(),
             "status": obj["status"], "created": datetime.fromtimestamp(obj["created"], timezone.utc),
-            "arrival_date": datetime.fromtimestamp(obj["arrival_date"], timezone.utc).date(),
+            "arrival_date": arrival, "booked_on": booking_day(arrival)[0], "reconcile_tries": 0,
         }, ["stripe_payout_id"])
         payout = db.session.scalars(select(Payout).where(Payout.stripe_payout_id == obj["id"])
                                     .with_for_update()).one()
@@ -171,12 +189,15 @@ def record_payout(obj: dict[str, Any], at: datetime) -> str:
         return f"payout {payout.stripe_payout_id}: already {payout.status}"  # failed is final at Stripe
     payout.status, payout.status_at = obj["status"], at
     payout.amount, payout.currency = obj["amount"], obj["currency"].upper()
-    payout.arrival_date = datetime.fromtimestamp(obj["arrival_date"], timezone.utc).date()
+    if arrival != payout.arrival_date:  # Stripe moved the day: book it anew, unless that day is closed
+        payout.arrival_date, payout.booked_on = arrival, booking_day(arrival)[0]
     payout.failure_message = obj.get("failure_message")
-    failure = obj.get("failure_balance_transaction")
-    if payout.status == "failed" and failure:
+    if isinstance(_id(obj.get("balance_transaction")), str):
+        payout.stripe_balance_transaction_id = _id(obj["balance_transaction"])
+    failure = _id(obj.get("failure_balance_transaction"))
+    if payout.status == "failed" and isinstance(failure, str):
         # The money came back to the balance; a later payout carries it (and lists this line) again.
-        book_balance({"id": _id(failure), "type": "payout_failure", "amount": obj["amount"], "fee": 0,
+        book_balance({"id": failure, "type": "payout_failure", "amount": obj["amount"], "fee": 0,
                       "currency": obj["currency"], "created": int(at.timestamp()), "source": obj["id"]})
     if payout.status in ("paid", "failed"):
         payout.reconciled_at = None  # (again) for the payout job
@@ -189,6 +210,10 @@ def reconcile_payout(payout: Payout) -> int | None:
     listed = get_gateway().payout_balance_transactions(payout.stripe_payout_id)
     own_line = False
     for balance in listed:
+        if not is_balance(balance):  # not booked, so the payout shows the difference instead of hiding it
+            log.error("payout %s: Stripe listed a transaction the books cannot read: %.200r",
+                      payout.stripe_payout_id, balance)
+            continue
         source = balance.get("source") if isinstance(balance.get("source"), dict) else {}
         donation = _donation_by_intent(_id(source.get("payment_intent")))
         dispute = None
@@ -197,13 +222,17 @@ def reconcile_payout(payout: Payout) -> int | None:
                                          ).one_or_none()
         if donation is not None and balance.get("type") in ("charge", "payment"):
             apply_charge_balance(donation, balance, payout)
+        elif (balance.get("type") in ("payout_failure", "payout_cancel")
+              and _id(balance.get("source")) == payout.stripe_payout_id):
+            book_balance(balance)  # money back from this payout: the next payout carries it, not this one
         else:
             book_balance(balance, donation_id=donation.id if donation else None,
                          dispute_id=dispute.id if dispute else None, payout=payout)
         own_line = own_line or _id(balance.get("source")) == payout.stripe_payout_id
     if not own_line and payout.status == "paid":
         log.warning("payout %s: Stripe did not list the payout itself; booked from the payout", payout.id)
-        book_balance({"id": f"{payout.stripe_payout_id}-bank", "type": "payout", "amount": -payout.amount,
+        book_balance({"id": payout.stripe_balance_transaction_id or f"{payout.stripe_payout_id}-bank",
+                      "type": "payout", "amount": -payout.amount,
                       "fee": 0, "currency": payout.currency, "created": int(payout.created.timestamp()),
                       "source": payout.stripe_payout_id}, payout=payout)
     theirs = (LedgerLine.payout_id == payout.id,
@@ -211,6 +240,7 @@ def reconcile_payout(payout: Payout) -> int | None:
     total, count = db.session.execute(select(func.coalesce(func.sum(LedgerLine.amount), 0), func.count())
                                       .where(*theirs)).one()
     payout.lines_total, payout.lines_count, payout.reconciled_at = int(total), len(listed), now_utc()
+    payout.reconcile_error = None
     if payout.difference:
         log.error("payout %s: lines add up to %s, the bank got %s %s", payout.stripe_payout_id, total,
                   payout.amount, payout.currency)
@@ -227,15 +257,19 @@ def reconcile_payouts(limit: int = 20) -> dict[str, int]:
     """Fetch the lines of every paid or failed payout not yet reconciled. One payout's failure (Stripe
     unreachable) never stops the others; it is tried again on the next run."""
     counts = {"reconciled": 0, "mismatched": 0, "failed": 0}
+    # Fewest failed tries first: a payout Stripe will not list (a manual one) never holds up the others.
     ids = db.session.scalars(select(Payout.id).where(Payout.reconciled_at.is_(None),
                                                      Payout.status.in_(("paid", "failed")))
-                             .order_by(Payout.created).limit(limit)).all()
+                             .order_by(Payout.reconcile_tries, Payout.created).limit(limit)).all()
     for payout_id in ids:
         try:
             difference = reconcile_payout(db.session.get(Payout, payout_id))
         except GatewayError as exc:
             db.session.rollback()
             log.warning("payout %s not reconciled: %s", payout_id, exc)
+            db.session.execute(update(Payout).where(Payout.id == payout_id).values(
+                reconcile_tries=Payout.reconcile_tries + 1, reconcile_error=str(exc.__cause__ or exc)[:500]))
+            db.session.commit()
             counts["failed"] += 1
             continue
         counts["mismatched" if difference else "reconciled"] += 1
@@ -264,7 +298,7 @@ def fetch_refund_balances(limit: int = 200) -> dict[str, int]:
             counts["failed"] += 1
             continue
         for refund in found:
-            if isinstance(refund.get("balance_transaction"), dict):
+            if is_balance(refund.get("balance_transaction")):
                 book_balance(refund["balance_transaction"], donation_id=donation.id)
                 counts["refunds"] += 1
         db.session.commit()

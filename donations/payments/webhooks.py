@@ -115,6 +115,11 @@ def receive_event(event: dict[str, Any]) -> str:
         # Stripe's retries would not make it legal; keep the event and say why it changed nothing.
         log.error("webhook %s (%s): %s", event["id"], event["type"], exc)
         outcome = f"ignored: {exc}"
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A signed event whose object lacks what its type promises: retries would bring the same body,
+        # so it is kept, with why, for a person to look at, and answered without a 5xx.
+        log.error("webhook %s (%s): malformed object: %r", event["id"], event["type"], exc)
+        outcome = f"ignored: malformed {event['type']} object ({type(exc).__name__}: {str(exc)[:100]})"
     stored.processed_at = now_utc()
     stored.outcome = outcome
     log.info("webhook %s %s: %s", event["id"], event["type"], outcome)

@@ -21,8 +21,8 @@ from .registry import ExportKind, ExportParams, register
 
 LEDGER_COLUMNS = ["date", "journal", "account", "description", "debit", "credit", "currency", "reference",
                   "kind", "payout_id", "donation_id", "note"]
-PAYOUT_COLUMNS = ["payout_id", "created", "arrival_date", "status", "currency", "gross", "fees", "refunds",
-                  "disputes", "other", "net", "bank_amount", "difference", "lines"]
+PAYOUT_COLUMNS = ["payout_id", "created", "arrival_date", "booked_on", "status", "currency", "gross", "fees",
+                  "refunds", "disputes", "other", "net", "bank_amount", "difference", "lines", "error"]
 
 #: The account each kind of line moves money to or from, against the Stripe balance.
 COUNTER_ACCOUNT = {
@@ -108,7 +108,12 @@ def _payouts_query(params: ExportParams):
     )
     if params.payout_id:
         return query.where(Payout.stripe_payout_id == params.payout_id)
-    return query.where(Payout.arrival_date >= params.start, Payout.arrival_date <= params.end)
+    return query.where(*_booked_in(params))
+
+
+def _booked_in(params: ExportParams):
+    """Payouts by the day they are in the books: their arrival, or the first open day after a closed period."""
+    return Payout.booked_on >= params.start, Payout.booked_on <= params.end
 
 
 def payout_rows(params: ExportParams) -> Iterator[list]:
@@ -122,17 +127,18 @@ def payout_rows(params: ExportParams) -> Iterator[list]:
         def money(amount):
             return Money(int(amount), currency) if fetched else None
 
-        yield [payout.stripe_payout_id, payout.created, payout.arrival_date, payout.status, currency,
+        yield [payout.stripe_payout_id, payout.created, payout.arrival_date, payout.booked_on, payout.status,
+               currency,
                money(gross), money(fees), money(refunds), money(disputes), money(other),
-               money(payout.lines_total or 0), Money(payout.amount, currency),
-               money(payout.difference or 0), payout.lines_count]
+               money(payout.lines_total or 0), Money(payout.bank_amount, currency),
+               money(payout.difference or 0), payout.lines_count, payout.reconcile_error or payout.failure_message]
 
 
 def payout_count(params: ExportParams) -> int:
     query = select(func.count()).select_from(Payout)
     if params.payout_id:
         return db.session.scalar(query.where(Payout.stripe_payout_id == params.payout_id))
-    return db.session.scalar(query.where(Payout.arrival_date >= params.start, Payout.arrival_date <= params.end))
+    return db.session.scalar(query.where(*_booked_in(params)))
 
 
 register(ExportKind(

@@ -19,6 +19,9 @@ To add an export, build an :class:`ExportKind` and pass it to :func:`register` i
 ``sheet_column``
     the column whose value picks the XLSX sheet (``"currency"``: one sheet per currency, so amounts
     never mix); None for one sheet.
+``sheet_of``
+    optional, instead of ``sheet_column``: ``sheet_of(row) -> str`` names the sheet of a row whose amounts
+    are in more than one currency column.
 ``by_payout``
     True when the kind reads ``params.payout_id`` (``--payout po_…``); the others refuse it.
 
@@ -96,6 +99,9 @@ class ExportKind:
     rows: Callable[[ExportParams], Iterator[list]]
     sheet_column: str | None = "currency"
     by_payout: bool = False
+    #: Instead of ``sheet_column``: the sheet a row goes to, for kinds whose amounts are in two columns'
+    #: currencies (a gift in USD with its fee in EUR goes to "USD in EUR").
+    sheet_of: Callable[[list], str | None] | None = None
 
 
 def register(kind: ExportKind) -> ExportKind:
@@ -281,11 +287,15 @@ def write_xlsx(kind: ExportKind, path: str | IO[bytes], params: ExportParams, pr
             return value
         # A defused text never starts with "=", so openpyxl stores it as a string, not a formula. Control
         # characters that XML cannot hold (a name from Stripe could have one) would fail the whole file.
-        return ILLEGAL_CHARACTERS_RE.sub("", text_cell(str(value)))
+        # Stripped before defusing: a "\x0b=HYPERLINK(…)" must not lose its first character after the check.
+        return text_cell(ILLEGAL_CHARACTERS_RE.sub("", str(value)))
 
     count = 0
     for row in _progress_every(kind.rows(params), progress, every):
-        key = (str(row[split]) if split is not None and row[split] else None) or kind.title
+        if kind.sheet_of is not None:
+            key = kind.sheet_of(row) or kind.title
+        else:
+            key = (str(row[split]) if split is not None and row[split] else None) or kind.title
         sheet = sheet_for(key)
         sheet.append([cell(sheet, value) for value in row])
         count += 1

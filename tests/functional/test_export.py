@@ -16,7 +16,7 @@ from tests.factories import checkout_session, event, make_attempt, post_event
 HEADER = (
     "donation_id,paid_at,supporter_email,supporter_name,amount,currency,fee,net,frequency,status,"
     "amount_refunded,campaign,article_url,stripe_payment_intent,stripe_invoice,stripe_subscription,receipt_number,"
-    "payout_id,settlement_currency,exchange_rate"
+    "payout_id,settlement_currency,exchange_rate,booked_on,note"
 )
 
 
@@ -78,9 +78,11 @@ def test_export_row_shows_the_donation_as_booked(app_ctx, client):
         "stripe_invoice": "",
         "stripe_subscription": "",
         "receipt_number": donation.receipt_number,
-        "payout_id": "",  # the ledger does not know payouts yet
+        "payout_id": "",  # not paid out yet
         "settlement_currency": "",
         "exchange_rate": "",
+        "booked_on": "2026-03-10",
+        "note": "",
     }
     assert donation.receipt_number.startswith("2026-")
 
