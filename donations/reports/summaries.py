@@ -115,7 +115,9 @@ def weekly_supporters_context(period: Period) -> dict:
 
 def monthly_accounting_context(period: Period) -> dict:
     """Gifts, Stripe's fees, refunds and disputes of one calendar month (UTC), per currency."""
-    paid_in_month = (Donation.status.in_(PAID), _in(Donation.paid_at, period))
+    # By the day each gift is in the books: one that reached us after the month was closed is in the next.
+    paid_in_month = (Donation.status.in_(PAID), Donation.booked_on >= period.start.date(),
+                     Donation.booked_on <= period.last_day)
     gifts = db.session.execute(
         select(Donation.currency, func.count(), func.sum(Donation.amount)).where(*paid_in_month)
         .group_by(Donation.currency).order_by(Donation.currency)).all()

@@ -171,3 +171,19 @@ def test_the_monthly_report_carries_the_month_s_ledger_as_csv(app_ctx, books, cl
     assert len(ledger) == 20 and net(ledger, STRIPE) == 0 and net(ledger, BANK) == Decimal("39.77")
     body = message.get_body(("plain",)).get_content()
     assert "EUR, Payouts: 1, To the bank: €39.77, Not adding up: 0" in body
+
+
+def test_a_gift_that_arrives_after_its_month_was_closed_is_in_the_next_month_with_a_note(app_ctx, client):
+    from tests.factories import checkout_session, make_attempt
+
+    close_books(date(2026, 10, 31), "accountant@example.org")
+    attempt = make_attempt()
+    db.session.commit()
+    paid = datetime(2026, 10, 30, 12, tzinfo=timezone.utc)  # Stripe retried this event for days
+    assert post_event(client, event("checkout.session.completed", checkout_session(attempt),
+                                    created=int(paid.timestamp()))).status_code == 200
+
+    assert rows(export(app_ctx, "donations", *OCTOBER)) == []
+    [row] = rows(export(app_ctx, "donations", "--from", "2026-11-01", "--to", "2026-11-30"))
+    assert (row["paid_at"], row["booked_on"]) == ("2026-10-30T12:00:00Z", "2026-11-01")
+    assert row["note"] == "occurred 2026-10-30, in the period closed through 2026-10-31"
