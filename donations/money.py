@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import ROUND_CEILING, Decimal
 
 from babel.core import Locale, UnknownLocaleError
@@ -31,6 +32,8 @@ class UnknownCurrency(MoneyError):
 
 
 def normalise_currency(code: object) -> str:
+    if code in _KNOWN:  # already a code as stored (the exports build a million of these)
+        return code  # type: ignore[return-value]
     if not isinstance(code, str) or not code.isascii() or len(code.strip()) != 3:
         raise UnknownCurrency("Unknown currency.")
     upper = code.strip().upper()
@@ -39,8 +42,10 @@ def normalise_currency(code: object) -> str:
     return upper
 
 
+@lru_cache(maxsize=None)
 def currency_exponent(code: str) -> int:
-    """Digits after the decimal point for ``code`` (EUR 2, JPY 0), from Babel's CLDR data."""
+    """Digits after the decimal point for ``code`` (EUR 2, JPY 0), from Babel's CLDR data (which does not
+    change while the app runs, hence the cache)."""
     return get_currency_precision(normalise_currency(code))
 
 
@@ -83,7 +88,10 @@ class Money:
     def major_str(self) -> str:
         """Plain decimal string in major units (``25.00``, JPY ``2500``), for exports and forms."""
         exponent = self.exponent
-        return f"{self.as_decimal():.{exponent}f}"
+        if not exponent:
+            return str(self.amount)
+        whole, minor = divmod(abs(self.amount), 10**exponent)  # integers only: exact, and fast for exports
+        return f"{'-' if self.amount < 0 else ''}{whole}.{minor:0{exponent}d}"
 
     def format(self, locale: str = "en") -> str:
         """Display with the reader's locale: ``€25.00`` in en, ``25,00 €`` in de."""

@@ -76,7 +76,7 @@ def donation_cells(params: ExportParams) -> Iterator[list]:
         .execution_options(yield_per=1000)
     )
     # "with": a writer that stops early (an error, a closed download) closes the server-side cursor at once.
-    with db.session.execute(query) as result:
+    with db.session.connection().execute(query) as result:  # Core rows: no ORM loading per row
         for (donation_id, paid_at, email, name, amount, currency, fee, net, frequency, status, refunded, slug,
              article_url, intent, invoice, subscription, receipt, payout_id, settlement, rate, booked_on,
              note) in result:

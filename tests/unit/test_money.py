@@ -221,3 +221,11 @@ def test_with_the_fee_covered_the_whole_gift_arrives(amount, currency, percent, 
 def test_major_str_reads_back_as_the_same_amount(amount, currency):
     money = Money(amount, currency)
     assert Money.from_major(money.major_str(), currency) == money
+
+
+@given(amount=st.integers(min_value=-10**15, max_value=10**15),
+       currency=st.sampled_from(["EUR", "JPY", "BHD", "USD", "CLF"]))
+def test_major_str_is_the_exact_decimal_of_the_minor_units(amount, currency):
+    money = Money(amount, currency)
+    assert Decimal(money.major_str()) == Decimal(amount).scaleb(-money.exponent)
+    assert money.major_str() == f"{money.as_decimal():.{money.exponent}f}"
