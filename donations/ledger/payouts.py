@@ -233,13 +233,18 @@ def reconcile_payouts(limit: int = 20) -> dict[str, int]:
     for payout_id in ids:
         try:
             difference = reconcile_payout(db.session.get(Payout, payout_id))
+            db.session.commit()
         except GatewayError as exc:
             db.session.rollback()
             log.warning("payout %s not reconciled: %s", payout_id, exc)
             counts["failed"] += 1
             continue
+        except Exception:  # lines we cannot book stop this payout only; logged, tried again next run
+            db.session.rollback()
+            log.exception("payout %s not reconciled", payout_id)
+            counts["failed"] += 1
+            continue
         counts["mismatched" if difference else "reconciled"] += 1
-        db.session.commit()
     return counts
 
 
@@ -256,16 +261,24 @@ def fetch_refund_balances(limit: int = 200) -> dict[str, int]:
                                                      Donation.stripe_payment_intent_id.is_not(None))
                               .order_by(Donation.id.desc()).limit(limit)).all()
     gateway = get_gateway()
-    for donation in rows:
+    for donation_id, intent_id in [(d.id, d.stripe_payment_intent_id) for d in rows]:
         try:
-            found = gateway.payment_refunds(donation.stripe_payment_intent_id)
+            found = gateway.payment_refunds(intent_id)
+            booked = 0
+            for refund in found:
+                if isinstance(refund.get("balance_transaction"), dict):
+                    book_balance(refund["balance_transaction"], donation_id=donation_id)
+                    booked += 1
+            db.session.commit()
         except GatewayError as exc:
-            log.warning("refunds of donation %s not fetched: %s", donation.id, exc)
+            db.session.rollback()
+            log.warning("refunds of donation %s not fetched: %s", donation_id, exc)
             counts["failed"] += 1
             continue
-        for refund in found:
-            if isinstance(refund.get("balance_transaction"), dict):
-                book_balance(refund["balance_transaction"], donation_id=donation.id)
-                counts["refunds"] += 1
-        db.session.commit()
+        except Exception:  # one gift's refunds that cannot be booked must not hold up the others'
+            db.session.rollback()
+            log.exception("refunds of donation %s not booked", donation_id)
+            counts["failed"] += 1
+            continue
+        counts["refunds"] += booked
     return counts
