@@ -127,8 +127,8 @@ def run_scheduler(app: Flask, stop: threading.Event, lease=None,
     """
     from .leader import make_lease
 
-    me = this_process()
-    lease = lease or make_lease(app, me)
+    lease = lease or make_lease(app, this_process())
+    me = lease.me
     poll = app.config["SCHEDULER_STANDBY_POLL_SECONDS"]
     heartbeat = app.config["SCHEDULER_HEARTBEAT_SECONDS"]
     standing_by = False
@@ -156,6 +156,9 @@ def run_scheduler(app: Flask, stop: threading.Event, lease=None,
                         break
             finally:
                 scheduler.shutdown(wait=True)
+            # Stand by for a whole poll first: a standby that saw the lock free gets it, rather than the
+            # process whose connection just failed taking it straight back.
+            stop.wait(poll)
     finally:
         lease.release()
         log.info("scheduler %s stopped", me)
