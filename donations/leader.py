@@ -145,7 +145,11 @@ class PostgresLease:
             url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
             connect_args={"application_name": f"donations-scheduler {me}"[:63], "connect_timeout": 10,
                           "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-                          "tcp_user_timeout": 20000, "options": "-c statement_timeout=10000"})
+                          "tcp_user_timeout": 20000,
+                          # The server's side too: a leader's machine that vanishes without closing its socket
+                          # would otherwise hold the lock for the OS default of two hours.
+                          "options": "-c statement_timeout=10000 -c tcp_keepalives_idle=10"
+                                     " -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"})
 
     @property
     def backend_pid(self) -> int | None:
