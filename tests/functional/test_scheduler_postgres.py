@@ -92,7 +92,7 @@ def test_the_leader_stops_its_jobs_when_the_lock_is_lost_and_stands_by(pg, monke
         assert rival.acquire() is True  # another process gets the lock while the database is back
 
         wait_for(lambda: "lost the lock" in caplog.text, 10)
-        assert not schedulers[0].running  # its jobs stopped
+        wait_for(lambda: not schedulers[0].running, 10)  # its jobs stopped
         stopped_at = time.monotonic()
         time.sleep(1)
         assert [t for t in ticks if t > stopped_at] == []  # and nothing runs while the other one leads
