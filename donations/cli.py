@@ -32,15 +32,21 @@ def register_cli(app: Flask) -> None:
 
     @scheduler.command("run")
     def scheduler_run():
-        """Run the scheduler in this process (never inside web workers)."""
-        from .scheduler import build_scheduler
+        """Run the scheduler in this process (never inside web workers). However many run, one leads and
+        runs the jobs; the others stand by and take over when it stops or dies."""
+        import signal
+        import threading
 
-        sched = build_scheduler(app)
-        click.echo(f"scheduler running: {', '.join(job.id for job in sched.get_jobs())}")
+        from .scheduler import registered_jobs, run_scheduler
+
+        stop = threading.Event()
+        # SIGTERM (systemd, docker stop) ends it as Ctrl-C does: running jobs finish, the lock is released.
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        click.echo(f"scheduler: {', '.join(job.id for job in registered_jobs(app.config))}")
         try:
-            sched.start()
-        except (KeyboardInterrupt, SystemExit):
-            pass
+            run_scheduler(app, stop)
+        except KeyboardInterrupt:
+            stop.set()
 
     from .reports.registry import kinds
 

@@ -94,6 +94,17 @@ class Config:
         #: MM-DD: from this day each year the scheduler issues statements for the fiscal year that ended before it.
         self.ANNUAL_STATEMENTS_DATE = env.get("ANNUAL_STATEMENTS_DATE", "01-31").strip()
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
+        #: One scheduler acts at a time; others wait as standbys and look for the lock this often.
+        self.SCHEDULER_STANDBY_POLL_SECONDS = float(env.get("SCHEDULER_STANDBY_POLL_SECONDS", "10"))
+        #: How often the leader checks that it still holds the lock (and renews the SQLite lock row).
+        self.SCHEDULER_HEARTBEAT_SECONDS = float(env.get("SCHEDULER_HEARTBEAT_SECONDS", "5"))
+        #: SQLite only: a leader whose heartbeat is older than this is taken to be dead, and a standby takes over.
+        self.SCHEDULER_LEADER_TIMEOUT_SECONDS = float(env.get("SCHEDULER_LEADER_TIMEOUT_SECONDS", "30"))
+        #: Tests and development only: every job runs every N seconds instead of its own schedule.
+        tick = env.get("SCHEDULER_TICK_SECONDS", "").strip()
+        self.SCHEDULER_TICK_SECONDS = float(tick) if tick else None
+        #: Job runs (shown on /staff/jobs) older than this many days are deleted.
+        self.JOB_RUNS_KEEP_DAYS = int(env.get("JOB_RUNS_KEEP_DAYS", "30"))
         #: Where background exports are written, how often the scheduler looks for new ones, and how many hours
         #: a finished file is kept (it holds personal data).
         self.EXPORT_DIR = env.get("EXPORT_DIR") or str(instance / "exports")
@@ -141,6 +152,17 @@ class Config:
             except MoneyError as exc:
                 raise ConfigError(f"MAX_AMOUNTS / MAX_AMOUNT_DEFAULT for {code}: {exc}") from None
 
+    def _validate_scheduler(self) -> None:
+        """A heartbeat that is not well inside the timeout would let a standby take over from a live leader."""
+        if self.SCHEDULER_STANDBY_POLL_SECONDS <= 0 or self.SCHEDULER_HEARTBEAT_SECONDS <= 0:
+            raise ConfigError("SCHEDULER_STANDBY_POLL_SECONDS and SCHEDULER_HEARTBEAT_SECONDS must be above 0")
+        if self.SCHEDULER_LEADER_TIMEOUT_SECONDS < 2 * self.SCHEDULER_HEARTBEAT_SECONDS:
+            raise ConfigError("SCHEDULER_LEADER_TIMEOUT_SECONDS must be at least twice SCHEDULER_HEARTBEAT_SECONDS")
+        if self.SCHEDULER_TICK_SECONDS is not None and self.SCHEDULER_TICK_SECONDS <= 0:
+            raise ConfigError("SCHEDULER_TICK_SECONDS must be above 0 when set")
+        if self.JOB_RUNS_KEEP_DAYS < 1:
+            raise ConfigError("JOB_RUNS_KEEP_DAYS must be at least 1")
+
     @property
     def PAYMENT_GATEWAY(self) -> str:
         return "stripe" if self.STRIPE_SECRET_KEY else "sandbox"
@@ -174,6 +196,7 @@ class Config:
             if code not in MINIMUM_CHARGE:
                 raise ConfigError(f"CURRENCIES: Stripe's minimum charge for {code} is not known")
         self._validate_amounts()
+        self._validate_scheduler()
         if self.DONATIONS_ENV == "production":
             missing = [
                 name
@@ -191,6 +214,8 @@ class Config:
                 raise ConfigError("production needs a real STRIPE_WEBHOOK_SECRET")
             if self.SECRET_KEY == DEFAULT_SECRET_KEY or len(self.SECRET_KEY) < 32:
                 raise ConfigError("production needs a SECRET_KEY of at least 32 random characters")
+            if self.SCHEDULER_TICK_SECONDS is not None:
+                raise ConfigError("SCHEDULER_TICK_SECONDS is for tests only: production runs every job on its schedule")
 
 
 class TestConfig(Config):

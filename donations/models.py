@@ -8,3 +8,5 @@ from .reports.models import AnnualStatement, StatementSequence  # noqa: F401
 from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401
 from .reports.schedule import ReportSchedule  # noqa: F401
 from .reports.export_models import ExportJob  # noqa: F401
+from .job_runs import JobRun  # noqa: F401
+from .leader import SchedulerLock  # noqa: F401

@@ -82,7 +82,7 @@ def committing_app(app):
         db.session.remove()
         tables = ["ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
                   "statement_sequences", "outbox_emails", "donations", "recurring_donations", "stripe_events", "checkout_attempts",
-                  "supporters", "receipt_sequences", "sandbox_objects"]
+                  "supporters", "receipt_sequences", "sandbox_objects", "job_runs", "scheduler_lock"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))

@@ -31,18 +31,30 @@ def fill_missing_fees(limit: int = 500) -> dict[str, int]:
         select(Donation).where(~booked, Donation.status.in_(PAID), Donation.stripe_payment_intent_id.is_not(None))
         .order_by(Donation.id.desc()).limit(limit))
     for donation in list(rows):
+        donation_id = donation.id
         try:
             balance = gateway.payment_balance(donation.stripe_payment_intent_id)
+            if balance is None:  # Stripe has not settled the charge yet
+                counts["not_settled"] += 1
+                continue
+            if not is_balance(balance):
+                log.error("fee of donation %s not booked: Stripe's balance transaction lacks fields: %.200r",
+                          donation_id, balance)
+                counts["failed"] += 1
+                continue
+            apply_charge_balance(donation, balance)
+            db.session.commit()
         except GatewayError as exc:
-            log.warning("fee of donation %s not fetched: %s", donation.id, exc)
+            db.session.rollback()
+            log.warning("fee of donation %s not fetched: %s", donation_id, exc)
             counts["failed"] += 1
             continue
-        if not is_balance(balance):  # None while Stripe has not settled the charge
-            counts["not_settled"] += 1
+        except Exception:  # a balance we cannot book (an odd shape, a constraint): this gift only, logged
+            db.session.rollback()
+            log.exception("fee of donation %s not booked", donation_id)
+            counts["failed"] += 1
             continue
-        apply_charge_balance(donation, balance)
         counts["filled"] += 1
-        db.session.commit()
     db.session.commit()
     return counts
 

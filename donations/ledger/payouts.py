@@ -210,10 +210,8 @@ def reconcile_payout(payout: Payout) -> int | None:
     listed = get_gateway().payout_balance_transactions(payout.stripe_payout_id)
     own_line = False
     for balance in listed:
-        if not is_balance(balance):  # not booked, so the payout shows the difference instead of hiding it
-            log.error("payout %s: Stripe listed a transaction the books cannot read: %.200r",
-                      payout.stripe_payout_id, balance)
-            continue
+        if not is_balance(balance):  # the payout stays unreconciled, with this error shown, rather than half-read
+            raise BooksError(f"Stripe listed a transaction the books cannot read: {str(balance)[:200]}")
         source = balance.get("source") if isinstance(balance.get("source"), dict) else {}
         donation = _donation_by_intent(_id(source.get("payment_intent")))
         dispute = None
@@ -264,16 +262,19 @@ def reconcile_payouts(limit: int = 20) -> dict[str, int]:
     for payout_id in ids:
         try:
             difference = reconcile_payout(db.session.get(Payout, payout_id))
-        except GatewayError as exc:
+            db.session.commit()
+        except Exception as exc:  # Stripe unreachable, or lines we cannot read: this payout only, tried again
             db.session.rollback()
-            log.warning("payout %s not reconciled: %s", payout_id, exc)
+            if isinstance(exc, GatewayError):
+                log.warning("payout %s not reconciled: %s", payout_id, exc)
+            else:
+                log.exception("payout %s not reconciled", payout_id)
             db.session.execute(update(Payout).where(Payout.id == payout_id).values(
                 reconcile_tries=Payout.reconcile_tries + 1, reconcile_error=str(exc.__cause__ or exc)[:500]))
             db.session.commit()
             counts["failed"] += 1
             continue
         counts["mismatched" if difference else "reconciled"] += 1
-        db.session.commit()
     return counts
 
 
@@ -290,16 +291,24 @@ def fetch_refund_balances(limit: int = 200) -> dict[str, int]:
                                                      Donation.stripe_payment_intent_id.is_not(None))
                               .order_by(Donation.id.desc()).limit(limit)).all()
     gateway = get_gateway()
-    for donation in rows:
+    for donation_id, intent_id in [(d.id, d.stripe_payment_intent_id) for d in rows]:
         try:
-            found = gateway.payment_refunds(donation.stripe_payment_intent_id)
+            found = gateway.payment_refunds(intent_id)
+            booked = 0
+            for refund in found:
+                if is_balance(refund.get("balance_transaction")):
+                    book_balance(refund["balance_transaction"], donation_id=donation_id)
+                    booked += 1
+            db.session.commit()
         except GatewayError as exc:
-            log.warning("refunds of donation %s not fetched: %s", donation.id, exc)
+            db.session.rollback()
+            log.warning("refunds of donation %s not fetched: %s", donation_id, exc)
             counts["failed"] += 1
             continue
-        for refund in found:
-            if is_balance(refund.get("balance_transaction")):
-                book_balance(refund["balance_transaction"], donation_id=donation.id)
-                counts["refunds"] += 1
-        db.session.commit()
+        except Exception:  # one gift's refunds that cannot be booked must not hold up the others'
+            db.session.rollback()
+            log.exception("refunds of donation %s not booked", donation_id)
+            counts["failed"] += 1
+            continue
+        counts["refunds"] += booked
     return counts

@@ -131,11 +131,20 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
             while unsent:
                 email = unsent[0]
                 try:
-                    connection.send(build_message(email, sender))
-                except AttachmentError as exc:
-                    # A renderer may have failed inside the database; start clean before booking the failure.
+                    message = build_message(email, sender)
+                except Exception as exc:
+                    # An attachment that fails to render, or a header Python refuses (a line break in an
+                    # address or subject): this email only, never the rest of the batch. A renderer may have
+                    # failed inside the database; start clean before booking the failure.
                     db.session.rollback()
+                    if not isinstance(exc, AttachmentError):
+                        log.exception("email %s could not be built", email.id)
                     counts[_failed(email, exc, now)] += 1
+                    unsent.pop(0)
+                    db.session.commit()
+                    continue
+                try:
+                    connection.send(message)
                 except (OSError, smtplib.SMTPException) as exc:
                     counts[_failed(email, exc, now)] += 1
                 else:

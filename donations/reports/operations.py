@@ -155,7 +155,11 @@ def delete_expired_files() -> int:
     deleted = 0
     for job in db.session.scalars(select(ExportJob).where(ExportJob.file_path.is_not(None),
                                                           ExportJob.finished_at < cutoff)):
-        Path(job.file_path).unlink(missing_ok=True)
+        try:
+            Path(job.file_path).unlink(missing_ok=True)
+        except OSError as exc:  # one file we may not delete must not keep the others (or the exports) waiting
+            log.error("export file %s of job %s not deleted: %s", job.file_path, job.id, exc)
+            continue
         job.file_path, job.deleted_at = None, now_utc()
         deleted += 1
     db.session.execute(
@@ -163,8 +167,11 @@ def delete_expired_files() -> int:
         .values(status=ExportStatus.FAILED, error="The export was interrupted. Please ask for it again.",
                 finished_at=now_utc()).execution_options(synchronize_session=False))
     for leftover in export_dir().glob("*.part"):
-        if leftover.stat().st_mtime < cutoff.timestamp():
-            leftover.unlink(missing_ok=True)
+        try:
+            if leftover.stat().st_mtime < cutoff.timestamp():
+                leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("partial export %s not deleted: %s", leftover, exc)
     db.session.commit()
     return deleted
 

@@ -36,6 +36,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "books.close": frozenset({A, C}),
     "reports.schedule": frozenset({A}),
     "statements.reissue": frozenset({A, S, C}),
+    # Read-only health of the scheduler: counts and the first line of an error, no personal data; the
+    # accountant relies on the books and exports jobs as much as the staff rely on the outbox.
+    "jobs.read": frozenset({A, S, C}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

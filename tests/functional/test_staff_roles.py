@@ -11,7 +11,7 @@ from flask import url_for
 
 from donations.extensions import db
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
-from donations.staff import book_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
+from donations.staff import book_views, job_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
 from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
@@ -72,6 +72,7 @@ ROUTES = [
     Route("GET", "staff.export_job", "/staff/reports/jobs/{job}"),
     Route("GET", "staff.export_job_status", "/staff/reports/jobs/{job}/status"),
     Route("GET", "staff.export_download", "/staff/reports/jobs/{job}/download"),
+    Route("GET", "staff.jobs", "/staff/jobs"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
