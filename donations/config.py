@@ -94,6 +94,10 @@ class Config:
         #: MM-DD: from this day each year the scheduler issues statements for the fiscal year that ended before it.
         self.ANNUAL_STATEMENTS_DATE = env.get("ANNUAL_STATEMENTS_DATE", "01-31").strip()
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
+        #: How often the scheduler asks Stripe for events whose webhook never arrived, and how many days back
+        #: its first run looks (Stripe keeps events for 30 days).
+        self.STRIPE_SYNC_INTERVAL_SECONDS = int(env.get("STRIPE_SYNC_INTERVAL_SECONDS", "300"))
+        self.STRIPE_SYNC_FIRST_DAYS = int(env.get("STRIPE_SYNC_FIRST_DAYS", "3"))
         #: Where background exports are written, how often the scheduler looks for new ones, and how many hours
         #: a finished file is kept (it holds personal data).
         self.EXPORT_DIR = env.get("EXPORT_DIR") or str(instance / "exports")
@@ -164,6 +168,10 @@ class Config:
         except ValueError:
             raise ConfigError(f"ANNUAL_STATEMENTS_DATE must be a day as MM-DD (such as 01-31), "
                               f"not {self.ANNUAL_STATEMENTS_DATE!r}") from None
+        if self.STRIPE_SYNC_INTERVAL_SECONDS < 1:
+            raise ConfigError("STRIPE_SYNC_INTERVAL_SECONDS must be at least 1")
+        if not 1 <= self.STRIPE_SYNC_FIRST_DAYS <= 30:
+            raise ConfigError("STRIPE_SYNC_FIRST_DAYS must be from 1 to 30 (Stripe keeps events for 30 days)")
         if not self.CURRENCIES:
             raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:

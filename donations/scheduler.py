@@ -10,6 +10,7 @@ from flask import Flask
 from .extensions import db
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
+from .payments.sync import sync_events
 from .reports.export_jobs import run_exports
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 
@@ -50,4 +51,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
                       id="reports.annual_statements", name="Issue annual donation statements")
     scheduler.add_job(run_job, "interval", seconds=app.config["EXPORT_INTERVAL_SECONDS"], args=[app, run_exports],
                       id="reports.exports", name="Write the exports asked for on /staff/reports")
+    # Gifts whose webhook never arrived are in the books within one interval.
+    scheduler.add_job(run_job, "interval", seconds=app.config["STRIPE_SYNC_INTERVAL_SECONDS"], args=[app, sync_events],
+                      id="payments.sync_events", name="Book Stripe events whose webhook never arrived")
     return scheduler
