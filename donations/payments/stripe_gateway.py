@@ -18,7 +18,7 @@ class StripeGateway:
         if api_base:
             client_options["base_addresses"] = {"api": api_base.rstrip("/")}
         # A client per app, never the module-level stripe.api_key.
-        self.client = stripe.StripeClient(secret_key, max_network_retries=2, **client_options)
+        self.client = stripe.StripeClient(secret_key, **{"max_network_retries": 2, **client_options})
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         """https://docs.stripe.com/api/checkout/sessions/create"""
