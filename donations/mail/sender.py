@@ -1,4 +1,5 @@
-"""Sending the outbox: SMTP when SMTP_URL is set, otherwise the log. Failures are retried with backoff."""
+"""Sending the outbox: SMTP when SMTP_URL is set, otherwise the log. Failures are retried with backoff;
+a 5xx refusal of a message fails it at once, for staff to see and resend."""
 from __future__ import annotations
 
 import logging

@@ -239,7 +239,8 @@ class SandboxGateway:
 
     def list_events(self, since: int, types: Sequence[str] | None = None) -> list[dict]:
         """The events the sandbox made (delivered or not), newest first, as Stripe lists them."""
-        rows = db.session.scalars(select(SandboxObject).where(SandboxObject.id.like("evt\\_sandbox\\_%", escape="\\"))
+        rows = db.session.scalars(select(SandboxObject)
+                                  .where(SandboxObject.id.like("evt\\_sandbox\\_%", escape="\\"))
                                   .order_by(SandboxObject.created_at.desc(), SandboxObject.id.desc()))
         events = [dict(row.data) for row in rows if row.data.get("object") == "event"]
         return sorted((e for e in events if e["created"] >= since and (not types or e["type"] in types)),

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from donations.db import now_utc
 from donations.extensions import db
 from donations.ledger.models import Donation
-from donations.mail.models import EmailStatus, OutboxEmail
+from donations.mail.models import OutboxEmail
 from donations.mail.sender import send_due
 from tests.conftest import run_threads
 from tests.staff_helpers import webhook_gift
