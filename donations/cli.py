@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import click
 from flask import Flask
@@ -16,6 +16,21 @@ def _date(ctx, param, value):
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def _moment(ctx, param, value):
+    """YYYY-MM-DD or YYYY-MM-DDTHH:MM, in UTC unless it names its own offset; never in the future."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM, UTC)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment > datetime.now(timezone.utc):
+        raise click.BadParameter(f"{value} is in the future")
+    return moment
 
 
 def register_cli(app: Flask) -> None:
@@ -160,6 +175,29 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo(f"the books are closed through {through.isoformat()}")
 
+    stripe_group = AppGroup("stripe", help="Stripe.")
+
+    @stripe_group.command("sync")
+    @click.option("--since", callback=_moment,
+                  help="From when: YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), at most 30 days back. "
+                       "Default: as the scheduler's job, an hour before the newest event stored.")
+    def stripe_sync(since):
+        """Book the events Stripe made whose webhook never arrived, as the scheduler's job does."""
+        from .payments.gateway import GatewayError
+        from .payments.sync import sync_events
+
+        if since is not None and since < datetime.now(timezone.utc) - timedelta(days=30):
+            raise click.BadParameter("Stripe keeps events for 30 days; give a later date", param_hint="--since")
+        try:
+            counts = sync_events(int(since.timestamp()) if since else None)
+        except GatewayError as exc:
+            click.echo(f"error: Stripe could not be asked for its events ({exc.__cause__ or exc}); "
+                       "nothing was booked", err=True)
+            sys.exit(1)
+        click.echo(f"listed {counts['listed']}, booked {counts['new']}, failed {counts['failed']}")
+        if counts["failed"]:
+            sys.exit(1)
+
     users = AppGroup("users", help="Staff users.")
 
     @users.command("create")
@@ -228,5 +266,5 @@ def register_cli(app: Flask) -> None:
         if counts["failed"]:
             sys.exit(1)
 
-    for group in (outbox, scheduler, sandbox, books, users, statements):
+    for group in (outbox, scheduler, sandbox, books, users, statements, stripe_group):
         app.cli.add_command(group)

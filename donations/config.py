@@ -105,6 +105,10 @@ class Config:
         self.SCHEDULER_TICK_SECONDS = float(tick) if tick else None
         #: Job runs (shown on /staff/jobs) older than this many days are deleted.
         self.JOB_RUNS_KEEP_DAYS = int(env.get("JOB_RUNS_KEEP_DAYS", "30"))
+        #: How often the scheduler asks Stripe for events whose webhook never arrived, and how many days back
+        #: its first run looks (Stripe keeps events for 30 days).
+        self.STRIPE_SYNC_INTERVAL_SECONDS = int(env.get("STRIPE_SYNC_INTERVAL_SECONDS", "300"))
+        self.STRIPE_SYNC_FIRST_DAYS = int(env.get("STRIPE_SYNC_FIRST_DAYS", "3"))
         #: Where background exports are written, how often the scheduler looks for new ones, and how many hours
         #: a finished file is kept (it holds personal data).
         self.EXPORT_DIR = env.get("EXPORT_DIR") or str(instance / "exports")
@@ -186,6 +190,10 @@ class Config:
         except ValueError:
             raise ConfigError(f"ANNUAL_STATEMENTS_DATE must be a day as MM-DD (such as 01-31), "
                               f"not {self.ANNUAL_STATEMENTS_DATE!r}") from None
+        if self.STRIPE_SYNC_INTERVAL_SECONDS < 1:
+            raise ConfigError("STRIPE_SYNC_INTERVAL_SECONDS must be at least 1")
+        if not 1 <= self.STRIPE_SYNC_FIRST_DAYS <= 30:
+            raise ConfigError("STRIPE_SYNC_FIRST_DAYS must be from 1 to 30 (Stripe keeps events for 30 days)")
         if not self.CURRENCIES:
             raise ConfigError("CURRENCIES: name at least one currency, such as EUR")
         for code in self.CURRENCIES:

@@ -18,6 +18,7 @@ from .extensions import db
 from .job_runs import RunOutcome, prune_runs, record_finish, record_start, short_error, this_process
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
+from .payments.sync import sync_events
 from .reports.export_jobs import run_exports
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 
@@ -46,6 +47,7 @@ def registered_jobs(config) -> list[Job]:
     """Every job, in the order /staff/jobs lists them. With SCHEDULER_TICK_SECONDS set (tests only) every
     job, cron ones included, runs on that interval instead, so that a test sees many runs in seconds."""
     outbox, exports = config["OUTBOX_INTERVAL_SECONDS"], config["EXPORT_INTERVAL_SECONDS"]
+    sync = config["STRIPE_SYNC_INTERVAL_SECONDS"]
     jobs = [
         Job("outbox.send", "Send due emails", send_due, "interval", {"seconds": outbox}, f"every {outbox} s"),
         Job("ledger.books", "Fees, refunds and payouts from Stripe's balance", settle_books,
@@ -58,6 +60,9 @@ def registered_jobs(config) -> list[Job]:
             "cron", {"hour": 5, "minute": 30}, "daily at 05:30 UTC"),
         Job("reports.exports", "Write the exports asked for on /staff/reports", run_exports,
             "interval", {"seconds": exports}, f"every {exports} s"),
+        # Gifts whose webhook never arrived are in the books within one interval.
+        Job("payments.sync_events", "Book Stripe events whose webhook never arrived", sync_events,
+            "interval", {"seconds": sync}, f"every {sync} s"),
         Job("scheduler.prune_runs", "Delete job runs older than JOB_RUNS_KEEP_DAYS", prune_runs,
             "interval", {"hours": 1}, "hourly"),
     ]

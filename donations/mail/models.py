@@ -42,6 +42,13 @@ class OutboxEmail(db.Model):
     )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
+    #: The server's answer or the error of the last failed try (a 5xx reply is kept word for word).
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Set, and committed, just before the message is handed to the SMTP server; cleared once the outcome is
+    #: written. Found still set by the next claim, it means a sender stopped mid-send: the server may have
+    #: accepted the message, so sending it again may deliver it twice.
+    send_started_at: Mapped[datetime | None]
+    #: How many times the email was sent again after such a stop: each is a possible duplicate delivery.
+    possible_duplicates: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     sent_at: Mapped[datetime | None]

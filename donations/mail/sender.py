@@ -1,4 +1,5 @@
-"""Sending the outbox: SMTP when SMTP_URL is set, otherwise the log. Failures are retried with backoff."""
+"""Sending the outbox: SMTP when SMTP_URL is set, otherwise the log. Failures are retried with backoff;
+a 5xx refusal of a message fails it at once, for staff to see and resend."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from ..db import now_utc
 from ..extensions import db
@@ -108,18 +109,14 @@ def transport():
 def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Send every email whose time has come, each exactly once however many senders run.
 
-    Each email is first claimed by an UPDATE that only one sender can win (its next try moves
-    CLAIM ahead), committed before anything is sent; then each is marked sent and committed on
-    its own. A sender that dies mid-batch leaves its claimed emails to be retried after CLAIM.
+    The due emails are claimed first (see ``_claim``) and the claim is committed before anything
+    is sent; then each email is marked as being sent, handed to the server, and marked with its
+    outcome, each step committed on its own. A sender that dies mid-batch leaves its claimed
+    emails to be retried after CLAIM; one that dies while the server held a message leaves the
+    mark that makes the next claimer count a possible duplicate.
     """
     now = now or now_utc()
-    due = (OutboxEmail.status == EmailStatus.PENDING, OutboxEmail.next_attempt_at <= now)
-    candidates = list(db.session.scalars(select(OutboxEmail.id).where(*due).order_by(OutboxEmail.id).limit(limit)))
-    claimed = [
-        email_id for email_id in candidates
-        if db.session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id, *due)
-                              .values(next_attempt_at=now + CLAIM)).rowcount == 1
-    ]
+    claimed = _claim(now, limit)
     db.session.commit()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     if not claimed:
@@ -140,36 +137,104 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                     if not isinstance(exc, AttachmentError):
                         log.exception("email %s could not be built", email.id)
                     counts[_failed(email, exc, now)] += 1
-                    unsent.pop(0)
-                    db.session.commit()
-                    continue
-                try:
-                    connection.send(message)
-                except (OSError, smtplib.SMTPException) as exc:
-                    counts[_failed(email, exc, now)] += 1
                 else:
-                    email.status = EmailStatus.SENT
-                    email.sent_at = now_utc()
-                    email.attempts += 1
-                    counts["sent"] += 1
+                    email.send_started_at = now_utc()
+                    db.session.commit()
+                    try:
+                        connection.send(message)
+                    except (OSError, smtplib.SMTPException) as exc:
+                        counts[_failed(email, exc, now, per_message=True)] += 1
+                    else:
+                        email.status = EmailStatus.SENT
+                        email.sent_at = now_utc()
+                        email.attempts += 1
+                        counts["sent"] += 1
+                    email.send_started_at = None
                 unsent.pop(0)
                 db.session.commit()
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         # The server could not be reached at all: every email of the batch waits for its next try.
         for email in unsent:
+            email.send_started_at = None
             counts[_failed(email, exc, now)] += 1
         db.session.commit()
     return counts
 
 
-def _failed(email: OutboxEmail, exc: Exception, now: datetime) -> str:
+def _claim(now: datetime, limit: int) -> list[int]:
+    """Take up to ``limit`` due emails for this sender: their next try moves CLAIM ahead, so no other
+    sender takes them while this one works, and they come back by themselves if it dies.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent senders never wait for each
+    other and never take the same email. SQLite has no row locks but runs one writer at a time,
+    so there a conditional UPDATE per email is won by one sender only.
+    An email still marked as being sent was left by a sender that stopped mid-send: it is counted
+    as a possible duplicate, since the server may have accepted it already.
+    """
+    due = (OutboxEmail.status == EmailStatus.PENDING, OutboxEmail.next_attempt_at <= now)
+    oldest = select(OutboxEmail.id).where(*due).order_by(OutboxEmail.id).limit(limit)
+    if db.session.get_bind().dialect.name == "postgresql":
+        claimed = list(db.session.scalars(oldest.with_for_update(skip_locked=True)))
+    else:
+        claimed = [
+            email_id for email_id in db.session.scalars(oldest).all()
+            if db.session.execute(update(OutboxEmail).where(OutboxEmail.id == email_id, *due)
+                                  .values(next_attempt_at=now + CLAIM)).rowcount == 1
+        ]
+    if claimed:
+        stopped = list(db.session.scalars(select(OutboxEmail.id).where(
+            OutboxEmail.id.in_(claimed), OutboxEmail.send_started_at.is_not(None))))
+        stopped_mid_send = case((OutboxEmail.send_started_at.is_not(None), 1), else_=0)
+        db.session.execute(
+            update(OutboxEmail).where(OutboxEmail.id.in_(claimed))
+            .values(next_attempt_at=now + CLAIM, send_started_at=None,
+                    possible_duplicates=OutboxEmail.possible_duplicates + stopped_mid_send)
+            .execution_options(synchronize_session=False))  # the commit that follows expires what was loaded
+        for email_id in stopped:
+            log.warning("email %s is sent again after a sender stopped while sending it: it may arrive twice",
+                        email_id)
+    return claimed
+
+
+def smtp_reply(exc: BaseException) -> tuple[int, str] | None:
+    """The server's reply (code, text) carried by an SMTP error, or None (a lost connection, a timeout)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))  # one recipient per email
+        return code, _text(text)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, _text(exc.smtp_error)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _failed(email: OutboxEmail, exc: Exception, now: datetime, *, per_message: bool = False) -> str:
+    """Book a failed try. A 5xx answer to this very message (a refused recipient, sender or content) is
+    permanent: retrying would get the same answer, so the email fails at once for staff to see and
+    resend. 4xx answers, lost connections and errors before any message was sent are retried."""
     email.attempts += 1
-    email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    if email.attempts >= MAX_ATTEMPTS:
+    reply = smtp_reply(exc)
+    if reply is not None:
+        email.last_error = f"{type(exc).__name__}: {reply[0]} {reply[1]}"[:2000]
+    else:
+        email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    permanent = per_message and reply is not None and reply[0] >= 500
+    if permanent or email.attempts >= MAX_ATTEMPTS:
         email.status = EmailStatus.FAILED
-        log.error("email %s to %s failed for good: %s", email.id, email.to_address, exc)
+        log.error("email %s to %s failed for good%s: %s", email.id, email.to_address,
+                  " (the server refused it)" if permanent else "", email.last_error)
         return "failed"
     email.next_attempt_at = now + backoff(email.attempts)
     log.warning("email %s to %s failed (try %s), retrying at %s: %s", email.id, email.to_address,
-                email.attempts, email.next_attempt_at, exc)
+                email.attempts, email.next_attempt_at, email.last_error)
     return "retry"
+
+
+def requeue(email: OutboxEmail) -> None:
+    """Send a failed email again, now: the same row, so the same Message-ID (a receiving server that
+    did get it can drop the copy), with a fresh round of tries. The last error stays until a try ends."""
+    email.status = EmailStatus.PENDING
+    email.attempts = 0
+    email.next_attempt_at = now_utc()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from flask import Flask, current_app
@@ -96,6 +97,12 @@ class PaymentGateway(Protocol):
     def payout_balance_transactions(self, payout_id: str) -> list[dict]:
         """Every balance transaction paid out in a payout, the payout's own included, each with its
         ``source`` expanded (the charge, refund, dispute or payout), all pages."""
+        ...
+
+    def list_events(self, since: int, types: Sequence[str] | None = None) -> list[dict]:
+        """Every event created at or after ``since`` (a Unix time), of ``types`` when given (at most 20),
+        newest first as Stripe lists them, all pages, each a plain dict shaped as a webhook's body.
+        Stripe keeps events for 30 days."""
         ...
 
 

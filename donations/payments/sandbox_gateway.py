@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -235,6 +236,15 @@ class SandboxGateway:
         if row is None:
             raise GatewayError(f"No such payout: '{payout_id}'", answered=True)
         return [dict(balance) for balance in row.data["data"]]
+
+    def list_events(self, since: int, types: Sequence[str] | None = None) -> list[dict]:
+        """The events the sandbox made (delivered or not), newest first, as Stripe lists them."""
+        rows = db.session.scalars(select(SandboxObject)
+                                  .where(SandboxObject.id.like("evt\\_sandbox\\_%", escape="\\"))
+                                  .order_by(SandboxObject.created_at.desc(), SandboxObject.id.desc()))
+        events = [dict(row.data) for row in rows if row.data.get("object") == "event"]
+        return sorted((e for e in events if e["created"] >= since and (not types or e["type"] in types)),
+                      key=lambda e: e["created"], reverse=True)
 
 
 def _charge_balance(intent: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import stripe
 
@@ -17,7 +18,7 @@ class StripeGateway:
         if api_base:
             client_options["base_addresses"] = {"api": api_base.rstrip("/")}
         # A client per app, never the module-level stripe.api_key.
-        self.client = stripe.StripeClient(secret_key, max_network_retries=2, **client_options)
+        self.client = stripe.StripeClient(secret_key, **{"max_network_retries": 2, **client_options})
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         """https://docs.stripe.com/api/checkout/sessions/create"""
@@ -115,6 +116,13 @@ class StripeGateway:
         """https://docs.stripe.com/api/balance_transactions/list (``payout`` filter)"""
         return self._all(f"the transactions of {payout_id}", self.client.v1.balance_transactions.list,
                          {"payout": payout_id, "expand": ["data.source"]})
+
+    def list_events(self, since: int, types: Sequence[str] | None = None) -> list[dict]:
+        """https://docs.stripe.com/api/events/list (``created[gte]``, ``types``)"""
+        params: dict = {"created": {"gte": since}}
+        if types:
+            params["types"] = list(types)
+        return self._all("the events", self.client.v1.events.list, params)
 
     def _all(self, what: str, method, params: dict) -> list[dict]:
         """Every page of a list, 100 at a time; each request goes through ``_call``, so an error on

@@ -126,6 +126,18 @@ def receive_event(event: dict[str, Any]) -> str:
     return outcome
 
 
+#: Every event type ``dispatch`` acts on: the events to subscribe the webhook endpoint to, and the ones the
+#: sync job asks Stripe for (Stripe's ``types`` filter takes at most 20).
+HANDLED_TYPES = (
+    "checkout.session.completed", "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed", "checkout.session.expired",
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed", "charge.updated",
+    "payout.paid", "payout.failed", "payout.canceled", "payout.updated", "charge.refunded",
+    "invoice.paid", "invoice.payment_failed",
+    "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+)
+
+
 def dispatch(event: dict[str, Any]) -> str:
     obj = event["data"]["object"]
     occurred = datetime.fromtimestamp(event["created"], timezone.utc)

@@ -22,7 +22,8 @@ from ..ledger.models import (
     Supporter,
 )
 from ..mail import emails
-from ..mail.models import OutboxEmail
+from ..mail.models import EmailStatus, OutboxEmail
+from ..mail.sender import requeue
 from ..money import Money, MoneyError, check_amount
 from ..payments.gateway import get_gateway
 from ..reports.statements import statements_of
@@ -160,6 +161,20 @@ def resend_receipt(donation: Donation) -> None:
         AuditEntry.action == "receipt.resend", AuditEntry.object_id == str(donation.id)))
     emails.queue_receipt(donation, resend=count + 1)
     audit("receipt.resend", "donation", donation.id, to=donation.supporter.email)
+
+
+def resend_email(email: OutboxEmail) -> None:
+    """Put a failed email back in the outbox to be sent now, as the same message (same Message-ID)."""
+    if email.status is not EmailStatus.FAILED:
+        raise StaffActionError(f"Only a failed email can be sent again; this one is {email.status.value}.")
+    requeue(email)
+    audit("email.resend", "outbox_email", email.id, to=email.to_address, template=email.template,
+          last_error=email.last_error)
+
+
+def possible_duplicates() -> int:
+    """How many sends may have delivered an email twice (a sender stopped after the server took it)."""
+    return db.session.scalar(select(func.coalesce(func.sum(OutboxEmail.possible_duplicates), 0)))
 
 
 def refund(donation: Donation, amount: Money, token: str) -> None:

@@ -300,7 +300,25 @@ def outbox():
     stmt = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(200)
     if status in {s.value for s in EmailStatus}:
         stmt = stmt.where(OutboxEmail.status == EmailStatus(status))
-    return render_template("staff/emails.html", rows=list(db.session.scalars(stmt)), status=status)
+    return render_template("staff/emails.html", rows=list(db.session.scalars(stmt)), status=status,
+                           action_form=ActionForm(), possible_duplicates=ops.possible_duplicates(),
+                           can_resend=current_user.role in auth.PERMISSIONS["emails.write"])
+
+
+@bp.post("/emails/<int(max=2147483647):email_id>/resend")
+@auth.require("emails.write")
+def resend_email(email_id: int):
+    email = db.get_or_404(OutboxEmail, email_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        ops.resend_email(email)
+    except ops.StaffActionError as exc:
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(f"The email to {email.to_address} is queued to be sent again now.", "info")
+    return redirect(url_for("staff.outbox", status=request.args.get("status") or None), code=303)
 
 
 @bp.route("/reports", methods=["GET", "POST"])

@@ -9,7 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import url_for
 
+from sqlalchemy import select
+
 from donations.extensions import db
+from donations.mail.models import EmailStatus, OutboxEmail
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
 from donations.staff import book_views, job_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
 from donations.reports.statements import issue_statement
@@ -60,6 +63,7 @@ ROUTES = [
     Route("GET", "staff.campaign", "/staff/campaigns/{campaign}"),
     Route("POST", "staff.save_campaign", "/staff/campaigns/{campaign}"),
     Route("GET", "staff.outbox", "/staff/emails"),
+    Route("POST", "staff.resend_email", "/staff/emails/{email}/resend"),
     Route("GET", "staff.audit_log", "/staff/audit"),
     Route("GET", "staff.reports", "/staff/reports"),
     Route("GET", "staff.payouts", "/staff/payouts"),
@@ -101,8 +105,13 @@ def world(client) -> dict:
         gift.paid_at = gift.paid_at.replace(year=2025)  # a fiscal year that has ended, so it has a statement
         statement = issue_statement(gift.supporter, 2025)
         db.session.commit()
+        # The gift's receipt, refused by the reader's mail server, so that it can be resent.
+        receipt = db.session.scalars(select(OutboxEmail).where(
+            OutboxEmail.to_address == "matrix@example.com", OutboxEmail.template == "receipt")).one()
+        receipt.status, receipt.last_error = EmailStatus.FAILED, "SMTPRecipientsRefused: 550 No such user"
+        db.session.commit()
         ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id,
-               "payout": "po_matrix", "statement": statement.id}
+               "payout": "po_matrix", "statement": statement.id, "email": receipt.id}
     ids["campaign"] = default_campaign_id(app)
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
     ids["kind"] = "weekly_supporters"
@@ -296,7 +305,7 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
     world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1",
-             "kind": "weekly_supporters", "statement": 6, "job": 7}
+             "kind": "weekly_supporters", "statement": 6, "job": 7, "email": 8}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
