@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from donations.extensions import db
+from donations.ledger.models import Donation, DonationStatus, StripeEvent
+from donations.mail.models import OutboxEmail
 from tests.conftest import POSTGRES_URL
 from tests.process_helpers import FlakyProxy, LiveApp
 
@@ -81,3 +83,29 @@ def wait_for_backends(app, live: LiveApp, *, count: int | None = None, waiting_o
         if time.monotonic() > deadline:
             raise AssertionError(f"the app's connections did not settle: {backends}\n{live.log()}")
         time.sleep(0.05)
+
+
+def committed(app, make):
+    """An attempt made by ``make`` as the donation form leaves it, committed so that the app's process sees it."""
+    with app.app_context():
+        attempt = make()
+        db.session.commit()
+        db.session.refresh(attempt)
+        db.session.expunge(attempt)
+        return attempt
+
+
+def books(app) -> dict:
+    """What the ledger holds: donations, succeeded donations, receipts queued, Stripe events stored and processed."""
+    with app.app_context():
+        def count(model, *where):
+            return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+        return {
+            "donations": count(Donation),
+            "succeeded": count(Donation, Donation.status == DonationStatus.SUCCEEDED),
+            "receipts": count(OutboxEmail, OutboxEmail.template == "receipt"),
+            "emails": count(OutboxEmail),
+            "events": count(StripeEvent),
+            "processed": count(StripeEvent, StripeEvent.processed_at.is_not(None)),
+        }

@@ -6,42 +6,16 @@ events. However they arrive, a gift is one donation with one receipt, and every 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from donations.extensions import db
-from donations.ledger.models import Donation, DonationStatus, StripeEvent
-from donations.mail.models import OutboxEmail
+from donations.ledger.models import Donation
 from tests.conftest import run_threads
 from tests.factories import checkout_session, event, make_attempt
 from tests.recurring_payloads import T0, Gift, make_recurring_attempt
+from tests.slow.conftest import books, committed
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def committed(app, make):
-    """An attempt made by ``make`` as the donation form leaves it, committed so that the app's process sees it."""
-    with app.app_context():
-        attempt = make()
-        db.session.commit()
-        db.session.refresh(attempt)
-        db.session.expunge(attempt)
-        return attempt
-
-
-def books(app) -> dict:
-    """What the ledger holds: donations, succeeded donations, receipts queued, Stripe events stored and processed."""
-    with app.app_context():
-        def count(model, *where):
-            return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-        return {
-            "donations": count(Donation),
-            "succeeded": count(Donation, Donation.status == DonationStatus.SUCCEEDED),
-            "receipts": count(OutboxEmail, OutboxEmail.template == "receipt"),
-            "emails": count(OutboxEmail),
-            "events": count(StripeEvent),
-            "processed": count(StripeEvent, StripeEvent.processed_at.is_not(None)),
-        }
 
 
 def statuses(answers: list) -> list:
