@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from ..checkout import operations as checkout_ops
 from ..db import now_utc
@@ -80,8 +80,16 @@ def stripe_webhook():
     except InvalidWebhook as exc:
         log.warning("webhook rejected: %s", exc)
         return jsonify(error=f"Invalid webhook: {exc}"), 400
-    outcome = receive_event(event)
-    db.session.commit()
+    try:
+        outcome = receive_event(event)
+        db.session.commit()
+    except (OperationalError, InterfaceError) as exc:
+        # The database is down, restarting or cut our connection: nothing of this event is stored, so the
+        # answer must not be 2xx. Stripe redelivers a 5xx, and pool_pre_ping reconnects for the next request.
+        db.session.rollback()
+        log.warning("webhook %s (%s) not stored, the database is unavailable: %s",
+                    event["id"], event["type"], str(exc.orig or exc).strip().splitlines()[0])
+        return jsonify(error="The database is unavailable; the event was not stored. Stripe will retry."), 503
     return jsonify(received=True, outcome=outcome), 200
 
 
