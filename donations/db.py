@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Enum, MetaData, event
+from sqlalchemy import DateTime, Enum, MetaData, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -96,3 +96,14 @@ def insert_ignore(session, model, values: dict, conflict: list[str]) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert
     session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict))
+
+
+def next_number(session, model, key: str, value: int) -> int:
+    """Take the next number of a gap-free counter: ``model``'s row where ``key`` is ``value``, with its
+    ``last_number``. The row stays locked until the transaction ends and rolls back with it (a savepoint
+    too), so numbers are unique and without gaps however many transactions race for them."""
+    insert_ignore(session, model, {key: value, "last_number": 0}, [key])
+    return session.execute(
+        update(model).where(getattr(model, key) == value)
+        .values(last_number=model.last_number + 1).returning(model.last_number)
+    ).scalar_one()

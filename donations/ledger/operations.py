@@ -5,10 +5,10 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..checkout.models import AttemptStatus, CheckoutAttempt
-from ..db import insert_ignore, now_utc
+from ..db import insert_ignore, next_number, now_utc
 from ..extensions import db
 from ..mail import emails
 from .models import (
@@ -58,13 +58,7 @@ def next_receipt_number(year: int) -> str:
     The counter row stays locked until the transaction ends, and rolls back with it,
     so numbers are unique and without gaps.
     """
-    insert_ignore(db.session, ReceiptSequence, {"year": year, "last_number": 0}, ["year"])
-    number = db.session.execute(
-        update(ReceiptSequence)
-        .where(ReceiptSequence.year == year)
-        .values(last_number=ReceiptSequence.last_number + 1)
-        .returning(ReceiptSequence.last_number)
-    ).scalar_one()
+    number = next_number(db.session, ReceiptSequence, "year", year)
     return f"{year}-{number:06d}"
 
 

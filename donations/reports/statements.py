@@ -12,7 +12,7 @@ from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import statements_day
-from ..db import insert_ignore, now_utc
+from ..db import next_number, now_utc
 from ..extensions import db
 from ..ledger.models import Dispute, Donation, DonationStatus, Supporter
 from ..mail import attachments, emails
@@ -89,13 +89,7 @@ def next_statement_number(fiscal_year: int) -> str:
     The counter row stays locked until the transaction ends and rolls back with it (a savepoint too),
     so numbers are unique and without gaps, like receipt numbers.
     """
-    insert_ignore(db.session, StatementSequence, {"fiscal_year": fiscal_year, "last_number": 0}, ["fiscal_year"])
-    number = db.session.execute(
-        update(StatementSequence)
-        .where(StatementSequence.fiscal_year == fiscal_year)
-        .values(last_number=StatementSequence.last_number + 1)
-        .returning(StatementSequence.last_number)
-    ).scalar_one()
+    number = next_number(db.session, StatementSequence, "fiscal_year", fiscal_year)
     return f"S{fiscal_year}-{number:06d}"
 
 
