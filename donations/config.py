@@ -85,6 +85,10 @@ class Config:
         #: The ledger export's accounts, by role; override some or all with
         #: LEDGER_ACCOUNTS="bank=1200 Bank;fees=6150 Payment fees" (names as in your chart of accounts).
         self.LEDGER_ACCOUNTS = {**DEFAULT_LEDGER_ACCOUNTS, **_pairs(env.get("LEDGER_ACCOUNTS"))}
+        #: The currency of the publisher's books (and of its Stripe balance): the Xero and QuickBooks ledgers
+        #: hold its lines. Xero's tax rate name for these lines, as in its tax settings.
+        self.BOOKS_CURRENCY = (env.get("BOOKS_CURRENCY") or (self.CURRENCIES or ["EUR"])[0]).strip().upper()
+        self.XERO_TAX_RATE = env.get("XERO_TAX_RATE", "Tax Exempt").strip()
         #: The publisher as named on annual donation statements (legal name, postal address, tax or charity
         #: numbers); empty lines are left out of the document.
         self.PUBLISHER_LEGAL_NAME = env.get("PUBLISHER_LEGAL_NAME") or self.PUBLICATION_NAME
@@ -183,6 +187,12 @@ class Config:
         if unknown:
             raise ConfigError(f"LEDGER_ACCOUNTS: unknown role {unknown[0]!r}; the roles are "
                               f"{', '.join(DEFAULT_LEDGER_ACCOUNTS)}")
+        try:
+            currency_exponent(self.BOOKS_CURRENCY)
+        except UnknownCurrency as exc:
+            raise ConfigError(f"BOOKS_CURRENCY: {exc}") from None
+        if not self.XERO_TAX_RATE:
+            raise ConfigError("XERO_TAX_RATE: name a tax rate as Xero's tax settings do, e.g. Tax Exempt")
         if not all(name.strip() for name in self.LEDGER_ACCOUNTS.values()):
             raise ConfigError("LEDGER_ACCOUNTS: every role needs an account name, as in role=1200 Bank")
         try:

@@ -32,7 +32,7 @@ COUNTER_ACCOUNT = {
 }
 
 
-def _ledger_query(params: ExportParams):
+def _ledger_query(params: ExportParams, currency: str | None = None):
     line_payout = aliased(Payout)
     query = (
         select(LedgerLine, line_payout.stripe_payout_id, Donation.receipt_number, Donation.amount,
@@ -41,6 +41,8 @@ def _ledger_query(params: ExportParams):
         .outerjoin(Donation, LedgerLine.donation_id == Donation.id)
         .outerjoin(Dispute, LedgerLine.dispute_id == Dispute.id)
     )
+    if currency:
+        query = query.where(LedgerLine.currency == currency)
     if params.payout_id:
         return query.where(line_payout.stripe_payout_id == params.payout_id)
     return query.where(LedgerLine.booked_on >= params.start, LedgerLine.booked_on <= params.end)
@@ -70,12 +72,13 @@ def _describe(line: LedgerLine, receipt: str | None, gift: Money | None, dispute
     return f"Stripe balance transaction {line.stripe_balance_transaction_id}"
 
 
-def ledger_rows(params: ExportParams) -> Iterator[list]:
+def ledger_rows(params: ExportParams, currency: str | None = None) -> Iterator[list]:
     """Two rows per line: the debit, then the credit, under one journal number."""
     accounts = current_app.config["LEDGER_ACCOUNTS"]
     stripe = accounts["stripe"]
     for line, payout_id, receipt, gift_amount, gift_currency, dispute in db.session.execute(
-            _ledger_query(params).order_by(LedgerLine.booked_on, LedgerLine.id).execution_options(yield_per=1000)):
+            _ledger_query(params, currency).order_by(LedgerLine.booked_on, LedgerLine.id)
+            .execution_options(yield_per=1000)):
         gift = Money(gift_amount, gift_currency) if gift_amount is not None else None
         counter = accounts[COUNTER_ACCOUNT[line.kind]]
         debit, credit = (stripe, counter) if line.amount > 0 else (counter, stripe)
@@ -89,8 +92,46 @@ def ledger_rows(params: ExportParams) -> Iterator[list]:
         db.session.expunge(line)
 
 
-def ledger_count(params: ExportParams) -> int:
-    return 2 * db.session.scalar(select(func.count()).select_from(_ledger_query(params).subquery()))
+def ledger_count(params: ExportParams, currency: str | None = None) -> int:
+    return 2 * db.session.scalar(select(func.count()).select_from(_ledger_query(params, currency).subquery()))
+
+
+# -- the same journal in the import templates of Xero and QuickBooks Online ----------------------------
+# Both import journals in the company's own currency only, so these hold the lines in BOOKS_CURRENCY;
+# lines in another balance currency are in the generic ledger.
+
+XERO_COLUMNS = ["*Narration", "*Date", "Description", "*AccountCode", "*TaxRate", "*Amount"]
+QUICKBOOKS_COLUMNS = ["JournalNo", "JournalDate", "AccountName", "Debits", "Credits", "Description"]
+
+
+def _code_and_name(account: str) -> tuple[str, str]:
+    """``1210 Stripe balance`` -> (``1210``, ``Stripe balance``): Xero wants the code, QuickBooks the name."""
+    code, _, name = account.partition(" ")
+    return (code, name.strip()) if code.isdigit() and name.strip() else (account, account)
+
+
+def _base_rows(params: ExportParams) -> Iterator[list]:
+    return ledger_rows(params, current_app.config["BOOKS_CURRENCY"])
+
+
+def xero_rows(params: ExportParams) -> Iterator[list]:
+    """Xero's manual journal template: rows with the same narration and date are one journal; a positive
+    amount is a debit, a negative one a credit (https://central.xero.com/s/article/Add-import-and-post-manual-journals)."""
+    tax = current_app.config["XERO_TAX_RATE"]
+    for day, journal, account, description, debit, credit, *_ in _base_rows(params):
+        amount = debit if debit is not None else Money(-credit.amount, credit.currency)
+        yield [f"{journal} {description}", day.strftime("%d/%m/%Y"), description, _code_and_name(account)[0],
+               tax, amount]
+
+
+def quickbooks_rows(params: ExportParams) -> Iterator[list]:
+    """QuickBooks Online's journal entry import: rows with one JournalNo are one entry; accounts by name."""
+    for day, journal, account, description, debit, credit, *_ in _base_rows(params):
+        yield [journal, day.strftime("%m/%d/%Y"), _code_and_name(account)[1], debit, credit, description]
+
+
+def base_ledger_count(params: ExportParams) -> int:
+    return ledger_count(params, current_app.config["BOOKS_CURRENCY"])
 
 
 def _payouts_query(params: ExportParams):
@@ -146,6 +187,17 @@ register(ExportKind(
     description="A journal of every movement in the Stripe balance (gifts, fees, refunds, disputes, payouts), "
                 "debit and credit, for QuickBooks or Xero.",
     columns=LEDGER_COLUMNS, count=ledger_count, rows=ledger_rows, by_payout=True))
+register(ExportKind(
+    name="ledger-xero", title="Ledger for Xero",
+    description="The ledger in Xero's manual journal template (account codes, signed amounts, dd/mm/yyyy), "
+                "lines in BOOKS_CURRENCY.",
+    columns=XERO_COLUMNS, count=base_ledger_count, rows=xero_rows, sheet_column=None, by_payout=True))
+register(ExportKind(
+    name="ledger-quickbooks", title="Ledger for QuickBooks",
+    description="The ledger in QuickBooks Online's journal entry import (account names, debits and credits, "
+                "mm/dd/yyyy), lines in BOOKS_CURRENCY.",
+    columns=QUICKBOOKS_COLUMNS, count=base_ledger_count, rows=quickbooks_rows, sheet_column=None,
+    by_payout=True))
 register(ExportKind(
     name="payouts", title="Payouts",
     description="One row per payout: gross, fees, refunds, disputes and net of its lines beside the bank "

@@ -187,3 +187,43 @@ def test_a_gift_that_arrives_after_its_month_was_closed_is_in_the_next_month_wit
     [row] = rows(export(app_ctx, "donations", "--from", "2026-11-01", "--to", "2026-11-30"))
     assert (row["paid_at"], row["booked_on"]) == ("2026-10-30T12:00:00Z", "2026-11-01")
     assert row["note"] == "occurred 2026-10-30, in the period closed through 2026-10-31"
+
+
+def test_the_xero_ledger_follows_xero_s_manual_journal_template(app_ctx, books, client):
+    paid_out(client, books)
+    book_balance(balance("txn_usd", "charge", 1500, 74, {"id": "ch_usd", "object": "charge"}, currency="usd"))
+    db.session.commit()
+
+    result = export(app_ctx, "ledger-xero", "--payout", "po_1")
+    lines = rows(result)
+
+    assert result.stdout.splitlines()[0] == "*Narration,*Date,Description,*AccountCode,*TaxRate,*Amount"
+    assert len(lines) == 20  # the payout's ten lines, in euros; the dollar line is not Xero's
+    journals: dict[tuple[str, str], Decimal] = {}
+    for line in lines:  # Xero makes one journal of the rows with the same narration and date
+        key = (line["*Narration"], line["*Date"])
+        journals[key] = journals.get(key, Decimal(0)) + Decimal(line["*Amount"])
+    assert len(journals) == 10 and set(journals.values()) == {Decimal(0)}
+    by_code: dict[str, Decimal] = {}
+    for line in lines:
+        by_code[line["*AccountCode"]] = by_code.get(line["*AccountCode"], Decimal(0)) + Decimal(line["*Amount"])
+    assert by_code == {"1210": 0, "1200": Decimal("39.77"), "4000": Decimal("-102.50"), "6100": Decimal("17.73"),
+                       "4010": Decimal("20.00"), "4020": Decimal("25.00")}
+    assert {line["*TaxRate"] for line in lines} == {"Tax Exempt"}
+    assert {line["*Date"] for line in lines} <= {"26/10/2026", "29/10/2026"}
+
+
+def test_the_quickbooks_ledger_follows_quickbooks_journal_entry_import(app_ctx, books, client):
+    paid_out(client, books)
+
+    result = export(app_ctx, "ledger-quickbooks", *OCTOBER)
+    lines = rows(result)
+
+    assert result.stdout.splitlines()[0] == "JournalNo,JournalDate,AccountName,Debits,Credits,Description"
+    assert len(lines) == 20
+    for number in {line["JournalNo"] for line in lines}:  # every entry balances
+        entry = [line for line in lines if line["JournalNo"] == number]
+        assert sum(Decimal(e["Debits"] or 0) for e in entry) == sum(Decimal(e["Credits"] or 0) for e in entry)
+    assert {line["AccountName"] for line in lines} == {"Stripe balance", "Bank", "Donations", "Stripe fees",
+                                                       "Refunds", "Chargebacks"}
+    assert {line["JournalDate"] for line in lines} <= {"10/26/2026", "10/29/2026"}

@@ -1,6 +1,8 @@
 """Configuration from the environment: safe defaults for development, refusals for an incomplete production."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from donations import create_app
@@ -162,3 +164,19 @@ def test_production_without_smtp_is_refused(tmp_path):
 def test_unreadable_fee_or_maximum_settings_are_refused_at_start(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         config(env, tmp_path).validate()
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"BOOKS_CURRENCY": "XYZ"}, "BOOKS_CURRENCY: Unknown currency XYZ."),
+    ({"XERO_TAX_RATE": "  "}, "XERO_TAX_RATE: name a tax rate"),
+    ({"LEDGER_ACCOUNTS": "bank=1201 Bank;till=1000 Cash"}, "LEDGER_ACCOUNTS: unknown role 'till'"),
+    ({"LEDGER_ACCOUNTS": "bank"}, "LEDGER_ACCOUNTS: expected role=account name"),
+    ({"LEDGER_ACCOUNTS": "bank= "}, "LEDGER_ACCOUNTS: every role needs an account name"),
+])
+def test_books_settings_are_checked_at_start(environ, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Config(environ=environ).validate()
+
+
+def test_books_currency_defaults_to_the_first_accepted_currency():
+    assert Config(environ={"CURRENCIES": "GBP,EUR"}).BOOKS_CURRENCY == "GBP"
