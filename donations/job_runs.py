@@ -87,6 +87,16 @@ def record_finish(run_id: int, outcome: RunOutcome, counts: dict | None = None, 
                         .values(finished_at=now_utc(), outcome=outcome, counts=counts, error=error))
 
 
+def close_orphans(me: str) -> int:
+    """A scheduler that just became leader closes the runs other processes left running: no other
+    scheduler runs jobs now, so those processes died (or lost the lock) mid-run. Returns how many."""
+    with own_session() as session:
+        return session.execute(
+            update(JobRun).where(JobRun.outcome == RunOutcome.RUNNING, JobRun.process != me)
+            .values(finished_at=now_utc(), outcome=RunOutcome.FAILED,
+                    error="the scheduler running it stopped before the run ended")).rowcount
+
+
 def prune_runs(now: datetime | None = None) -> dict[str, int]:
     """Delete job runs older than JOB_RUNS_KEEP_DAYS, so that the record never grows without bound.
 

@@ -15,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from .extensions import db
-from .job_runs import RunOutcome, prune_runs, record_finish, record_start, short_error, this_process
+from .job_runs import RunOutcome, close_orphans, prune_runs, record_finish, record_start, short_error, this_process
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
 from .payments.sync import sync_events
@@ -152,6 +152,14 @@ def run_scheduler(app: Flask, stop: threading.Event, lease=None,
             else:
                 log.info("leader: %s holds the scheduler lock and runs the jobs", me)
             standing_by = False
+            with app.app_context():
+                try:
+                    closed = close_orphans(me)
+                except Exception:  # the record is for staff to read; a failure here must not stop the jobs
+                    log.exception("could not close the runs left by an earlier scheduler")
+                    closed = 0
+            if closed:
+                log.warning("leader: %s closed %s run(s) an earlier scheduler left running", me, closed)
             scheduler = scheduler_factory(app)
             scheduler.start()
             try:

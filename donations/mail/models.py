@@ -48,6 +48,9 @@ class OutboxEmail(db.Model):
     #: written. Found still set by the next claim, it means a sender stopped mid-send: the server may have
     #: accepted the message, so sending it again may deliver it twice.
     send_started_at: Mapped[datetime | None]
+    #: The sender that holds the email's claim (a random token per batch): a sender whose claim ran out
+    #: and passed to another does not send the email.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
     #: How many times the email was sent again after such a stop: each is a possible duplicate delivery.
     possible_duplicates: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=now_utc)

@@ -3,6 +3,7 @@ a 5xx refusal of a message fails it at once, for staff to see and resend."""
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -116,7 +117,8 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     mark that makes the next claimer count a possible duplicate.
     """
     now = now or now_utc()
-    claimed = _claim(now, limit)
+    token = secrets.token_hex(8)
+    claimed = _claim(now, limit, token)
     db.session.commit()
     counts = {"sent": 0, "retry": 0, "failed": 0}
     if not claimed:
@@ -138,12 +140,24 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                         log.exception("email %s could not be built", email.id)
                     counts[_failed(email, exc, now)] += 1
                 else:
-                    email.send_started_at = now_utc()
-                    db.session.commit()
+                    if not _still_mine(email, token):
+                        # The claim ran out while this batch was slow, and another sender took the email.
+                        log.warning("email %s: its claim passed to another sender; not sending it here", email.id)
+                        unsent.pop(0)
+                        db.session.commit()
+                        continue
                     try:
                         connection.send(message)
                     except (OSError, smtplib.SMTPException) as exc:
+                        if isinstance(exc, smtplib.SMTPSenderRefused):
+                            raise  # our sender address is refused: a setup problem, every email waits
                         counts[_failed(email, exc, now, per_message=True)] += 1
+                        if smtp_reply(exc) is None:
+                            # The connection went while the message was on its way, so the server may have
+                            # it: the mark stays for the next try to count a possible duplicate; the rest wait.
+                            unsent.pop(0)
+                            db.session.commit()
+                            raise
                     else:
                         email.status = EmailStatus.SENT
                         email.sent_at = now_utc()
@@ -153,7 +167,7 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                 unsent.pop(0)
                 db.session.commit()
     except (OSError, smtplib.SMTPException, ValueError) as exc:
-        # The server could not be reached at all: every email of the batch waits for its next try.
+        # The server could not be reached, refused our sender, or went away: every email left waits.
         for email in unsent:
             email.send_started_at = None
             counts[_failed(email, exc, now)] += 1
@@ -161,7 +175,19 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     return counts
 
 
-def _claim(now: datetime, limit: int) -> list[int]:
+def _still_mine(email: OutboxEmail, token: str) -> bool:
+    """Mark the email as being sent only if this sender still holds its claim (a slow batch may have
+    outlived it, and another sender taken the email over); committed before the message goes out."""
+    mine = db.session.execute(
+        update(OutboxEmail).where(OutboxEmail.id == email.id, OutboxEmail.claimed_by == token,
+                                  OutboxEmail.status == EmailStatus.PENDING)
+        .values(send_started_at=now_utc())
+        .execution_options(synchronize_session=False)).rowcount == 1
+    db.session.commit()
+    return mine
+
+
+def _claim(now: datetime, limit: int, token: str) -> list[int]:
     """Take up to ``limit`` due emails for this sender: their next try moves CLAIM ahead, so no other
     sender takes them while this one works, and they come back by themselves if it dies.
 
@@ -187,7 +213,7 @@ def _claim(now: datetime, limit: int) -> list[int]:
         stopped_mid_send = case((OutboxEmail.send_started_at.is_not(None), 1), else_=0)
         db.session.execute(
             update(OutboxEmail).where(OutboxEmail.id.in_(claimed))
-            .values(next_attempt_at=now + CLAIM, send_started_at=None,
+            .values(next_attempt_at=now + CLAIM, send_started_at=None, claimed_by=token,
                     possible_duplicates=OutboxEmail.possible_duplicates + stopped_mid_send)
             .execution_options(synchronize_session=False))  # the commit that follows expires what was loaded
         for email_id in stopped:

@@ -21,3 +21,15 @@ class SandboxObject(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class EventSyncCursor(db.Model):
+    """How far the missed-webhook sync has read Stripe's list of events without a failure: the next run
+    starts there (less a margin), however long the scheduler or the webhook endpoint was away."""
+
+    __tablename__ = "event_sync_cursors"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    #: Stripe's time (Unix seconds) up to which every event has been listed and booked.
+    read_until: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)

@@ -2,8 +2,8 @@
 
 An endpoint switched off during a migration, a deploy, a crash between commit and answer: Stripe
 gives up on a delivery after three days, and even before that a gift would wait for its retry.
-The job asks Stripe (https://docs.stripe.com/api/events/list) for the events since the newest one
-stored, and books each one never stored exactly as the webhook would have.
+The job asks Stripe (https://docs.stripe.com/api/events/list) for the events since where its last
+complete run left off, and books each one never stored exactly as the webhook would have.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..ledger.models import StripeEvent
+from .models import EventSyncCursor
 from .gateway import get_gateway
 from .webhooks import HANDLED_TYPES, receive_event
 
@@ -26,12 +27,29 @@ log = logging.getLogger(__name__)
 MARGIN = timedelta(hours=1)
 
 
+#: Stripe keeps events for 30 days: there is nothing to ask for before that.
+RETENTION = timedelta(days=30)
+
+
 def default_since() -> int:
-    """The newest stored event's time less MARGIN; with none stored yet, STRIPE_SYNC_FIRST_DAYS back."""
-    newest = db.session.scalar(select(func.max(StripeEvent.created)))
-    if newest is None:
-        return int(time.time()) - current_app.config["STRIPE_SYNC_FIRST_DAYS"] * 86400
-    return int((newest - MARGIN).timestamp())
+    """Where the last complete run left off, less MARGIN; before any run, STRIPE_SYNC_FIRST_DAYS back.
+
+    Not the newest stored event: a webhook delivered after an outage would move that past the events
+    the outage missed."""
+    cursor = db.session.get(EventSyncCursor, 1)
+    now = int(time.time())
+    if cursor is None:
+        return now - current_app.config["STRIPE_SYNC_FIRST_DAYS"] * 86400
+    return max(cursor.read_until - int(MARGIN.total_seconds()), now - int(RETENTION.total_seconds()))
+
+
+def _advance_cursor(read_until: int) -> None:
+    cursor = db.session.get(EventSyncCursor, 1)
+    if cursor is None:
+        db.session.add(EventSyncCursor(id=1, read_until=read_until))
+    elif read_until > cursor.read_until:
+        cursor.read_until = read_until
+    db.session.commit()
 
 
 def sync_events(since: int | None = None) -> dict[str, int]:
@@ -43,8 +61,10 @@ def sync_events(since: int | None = None) -> dict[str, int]:
     cannot be reached the GatewayError goes up to the caller and nothing is booked.
     Returns the counts: ``listed`` by Stripe, ``new`` (booked now), ``failed``.
     """
-    if since is None:
+    scheduled = since is None
+    if scheduled:
         since = default_since()
+    started = int(time.time())
     events = get_gateway().list_events(since, HANDLED_TYPES)
     counts = {"listed": len(events), "new": 0, "failed": 0}
     # Stripe lists newest first; a subscription's creation must be booked before its updates.
@@ -68,4 +88,8 @@ def sync_events(since: int | None = None) -> dict[str, int]:
             log.warning("booked event %s (%s), whose webhook never arrived: %s", event["id"], event["type"],
                         outcome)
             counts["new"] += 1
+    if scheduled and not counts["failed"]:
+        # Every event up to the listing's start is booked: the next run need not look further back. A run
+        # with a failure leaves the cursor, so the failed event is listed (and tried) again.
+        _advance_cursor(started)
     return counts

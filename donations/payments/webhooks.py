@@ -12,7 +12,8 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..checkout import operations as checkout_ops
 from ..db import now_utc
@@ -26,6 +27,9 @@ bp = Blueprint("webhooks", __name__)
 
 #: Seconds a signature's timestamp may differ from our clock, into the past or the future.
 TOLERANCE = 300
+#: The database cannot be reached, or no connection came free in time: the event is not stored, so the
+#: answer is 503 and Stripe delivers it again.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 class InvalidWebhook(ValueError):
@@ -83,12 +87,12 @@ def stripe_webhook():
     try:
         outcome = receive_event(event)
         db.session.commit()
-    except (OperationalError, InterfaceError) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         # The database is down, restarting or cut our connection: nothing of this event is stored, so the
         # answer must not be 2xx. Stripe redelivers a 5xx, and pool_pre_ping reconnects for the next request.
         db.session.rollback()
         log.warning("webhook %s (%s) not stored, the database is unavailable: %s",
-                    event["id"], event["type"], str(exc.orig or exc).strip().splitlines()[0])
+                    event["id"], event["type"], (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0])
         return jsonify(error="The database is unavailable; the event was not stored. Stripe will retry."), 503
     return jsonify(received=True, outcome=outcome), 200
 

@@ -230,3 +230,30 @@ def test_a_sender_stopped_before_sending_leaves_no_possible_duplicate(client, sm
     row = outbox_row(app, "ada@example.com")
     assert row["possible_duplicates"] == 0 and len(smtp.messages) == 1
     assert "Possible duplicates: 0" in signed_in(client, "staff").get("/staff/emails").get_data(as_text=True)
+
+
+def test_a_connection_lost_while_a_message_was_on_its_way_counts_a_possible_duplicate(client, smtp, monkeypatch):
+    import smtplib
+
+    app = client.application
+    webhook_gift(client, email="ada@example.com")
+    webhook_gift(client, email="bob@example.com")
+    real_send = sender_module.SMTPTransport.send
+    dropped = []
+
+    def deliver_then_drop(self, message):
+        if not dropped:  # the first message reaches the server, then the line goes before its 250 arrives
+            dropped.append(message["To"])
+            real_send(self, message)
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        real_send(self, message)
+
+    monkeypatch.setattr(sender_module.SMTPTransport, "send", deliver_then_drop)
+    start = now_utc()
+    assert send(app, start) == {"sent": 0, "retry": 2, "failed": 0}  # the other email waits too, unsent
+    assert send(app, start + timedelta(hours=3)) == {"sent": 2, "retry": 0, "failed": 0}
+
+    first, other = (outbox_row(app, address) for address in (dropped[0], ({"ada@example.com", "bob@example.com"}
+                                                                            - set(dropped)).pop()))
+    assert (first["possible_duplicates"], other["possible_duplicates"]) == (1, 0)
+    assert smtp.message_ids().count(first["message_id"]) == 2 and smtp.message_ids().count(other["message_id"]) == 1

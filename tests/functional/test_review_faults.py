@@ -1,5 +1,6 @@
-"""Review of the scheduler and fault-tolerance change (issue 6): each test shows a defect that is still open,
-as a strict xfail, so that the suite stays green and the test turns red (XPASS) once the defect is fixed."""
+"""Defects a review of the scheduler and fault-tolerance change found, each kept as the test that showed it:
+the sync reads on from where it left off, a sender whose claim passed on does not send, a refused sender
+fails nothing for good, a full connection pool is a 503, and a new leader closes its predecessor's runs."""
 from __future__ import annotations
 
 import asyncio
@@ -42,9 +43,7 @@ def message_ids(envelopes) -> list[str]:
 
 # --- 1. The sync job looks back only MARGIN (1 h) before the newest stored event ----------------------------
 
-@pytest.mark.xfail(strict=True, reason="sync.default_since starts an hour before the newest STORED event, not where "
-                                       "the last complete sync ended: a gift missed more than an hour before a later "
-                                       "webhook arrived is never listed again")
+
 def test_a_gift_missed_more_than_an_hour_before_a_later_webhook_is_booked_by_the_job(app_ctx, client, stripe_events):
     # The endpoint was off for two hours (a migration): the gift made then never arrived. Then the endpoint is
     # back and the next gift's webhook is delivered before the sync job's next run.
@@ -63,10 +62,7 @@ def test_a_gift_missed_more_than_an_hour_before_a_later_webhook_is_booked_by_the
 
 # --- 2. A claim that runs out while its sender still works: the email is sent twice, uncounted ---------------
 
-@pytest.mark.xfail(strict=True, reason="send_due never checks that its claim still holds before sending: once CLAIM "
-                                       "has passed, a second sender (flask outbox send, or the new leader while the "
-                                       "old leader's run goes on) claims the rest of the batch and both send it; "
-                                       "the duplicates are not counted")
+
 def test_emails_of_a_batch_that_outlives_its_claim_are_sent_once_or_counted(committing_app, monkeypatch):
     from aiosmtpd.controller import Controller
 
@@ -117,9 +113,7 @@ def test_emails_of_a_batch_that_outlives_its_claim_are_sent_once_or_counted(comm
 
 # --- 3. A 5xx answer to MAIL FROM is about the sender, not the message: the whole outbox fails -----------------
 
-@pytest.mark.xfail(strict=True, reason="_failed treats every 5xx from send_message as permanent for that email, "
-                                       "including SMTPSenderRefused (530 auth required, 550 sender rejected), which "
-                                       "is the same for every email: one misconfiguration fails the whole outbox")
+
 def test_a_server_refusing_the_sender_does_not_fail_every_email_for_good(client, monkeypatch):
     from aiosmtpd.controller import Controller
 
@@ -146,9 +140,7 @@ def test_a_server_refusing_the_sender_does_not_fail_every_email_for_good(client,
 
 # --- 4. The database pool exhausted under a burst: 500, not 503 -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="stripe_webhook maps only OperationalError/InterfaceError to 503; "
-                                       "sqlalchemy.exc.TimeoutError (no pool connection within pool_timeout, as in "
-                                       "a burst of deliveries) is an unavailable database too, but answers 500")
+
 def test_no_database_connection_free_in_time_is_answered_503(app_ctx, client, monkeypatch):
     attempt = make_attempt()
     db.session.commit()
@@ -177,9 +169,7 @@ class _NoJobs:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="nothing ever closes a run whose scheduler died (kill -9) or could not write "
-                                       "its end: the new leader leaves it 'running' and /staff/jobs shows it so "
-                                       "until it is pruned")
+
 def test_the_new_leader_closes_the_runs_its_dead_predecessor_left_running(app_ctx, monkeypatch):
     monkeypatch.setitem(app_ctx.config, "SCHEDULER_HEARTBEAT_SECONDS", 0.01)
     monkeypatch.setitem(app_ctx.config, "SCHEDULER_STANDBY_POLL_SECONDS", 0.01)

@@ -101,7 +101,8 @@ def test_a_gift_whose_webhook_never_arrived_is_booked_once_by_the_job(app_ctx, s
 
     assert donations_of(evt) == 1 and receipts_to("ada@example.com") == 1
     second = stripe_events.listings()[-1]
-    assert int(second.query["created[gte]"]) == evt["created"] - int(MARGIN.total_seconds())
+    # the second run reads on from where the first began, less the margin
+    assert abs(int(second.query["created[gte]"]) - (before - int(MARGIN.total_seconds()))) <= 5
 
 
 def test_an_event_received_by_webhook_is_not_processed_again(app_ctx, client, stripe_events):
@@ -264,3 +265,20 @@ def test_the_command_says_when_stripe_cannot_be_reached(app_ctx, monkeypatch):
 
     assert result.exit_code == 1
     assert "error: Stripe could not be asked for its events" in result.output and "nothing was booked" in result.output
+
+
+def test_a_run_with_a_failed_event_does_not_move_on_so_the_next_run_lists_it_again(app_ctx, stripe_events,
+                                                                                    monkeypatch):
+    from donations.payments import sync
+
+    evt = missed_gift(stripe_events)
+    real = sync.receive_event
+    monkeypatch.setattr(sync, "receive_event", lambda event: (_ for _ in ()).throw(RuntimeError("handler broke")))
+    assert sync_events() == {"listed": 1, "new": 0, "failed": 1}
+    first = stripe_events.listings()[-1].query["created[gte]"]
+
+    monkeypatch.setattr(sync, "receive_event", real)
+    assert sync_events() == {"listed": 1, "new": 1, "failed": 0}
+
+    assert stripe_events.listings()[-1].query["created[gte]"] == first  # looked from the same point again
+    assert donations_of(evt) == 1
