@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..payments.gateway import GatewayError, get_gateway
-from .models import ClosedPeriod, Dispute, Donation, LedgerLine, LineKind, Payout
+from .models import ClosedPeriod, Dispute, Donation, LedgerLine, LineKind, Payout, Refund
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +284,6 @@ def fetch_refund_balances(limit: int = 200) -> dict[str, int]:
     counts = {"refunds": 0, "failed": 0}
     lines = (select(func.count()).where(LedgerLine.donation_id == Donation.id, LedgerLine.kind == LineKind.REFUND)
              .scalar_subquery())
-    from .models import Refund
-
     refunds = (select(func.count()).where(Refund.donation_id == Donation.id).scalar_subquery())
     rows = db.session.scalars(select(Donation).where(Donation.amount_refunded > 0, lines < refunds,
                                                      Donation.stripe_payment_intent_id.is_not(None))

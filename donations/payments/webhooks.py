@@ -92,9 +92,15 @@ def stripe_webhook():
         # answer must not be 2xx. Stripe redelivers a 5xx, and pool_pre_ping reconnects for the next request.
         db.session.rollback()
         log.warning("webhook %s (%s) not stored, the database is unavailable: %s",
-                    event["id"], event["type"], (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0])
+                    event["id"], event["type"], short_reason(exc))
         return jsonify(error="The database is unavailable; the event was not stored. Stripe will retry."), 503
     return jsonify(received=True, outcome=outcome), 200
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own when there is one), never its SQL or parameters."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def receive_event(event: dict[str, Any]) -> str:

@@ -116,7 +116,8 @@ def _base_rows(params: ExportParams) -> Iterator[list]:
 
 def xero_rows(params: ExportParams) -> Iterator[list]:
     """Xero's manual journal template: rows with the same narration and date are one journal; a positive
-    amount is a debit, a negative one a credit (https://central.xero.com/s/article/Add-import-and-post-manual-journals)."""
+    amount is a debit, a negative one a credit.
+    https://central.xero.com/s/article/Add-import-and-post-manual-journals"""
     tax = current_app.config["XERO_TAX_RATE"]
     for day, journal, account, description, debit, credit, *_ in _base_rows(params):
         amount = debit if debit is not None else Money(-credit.amount, credit.currency)
