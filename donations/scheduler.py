@@ -19,7 +19,7 @@ from .job_runs import RunOutcome, close_orphans, prune_runs, record_finish, reco
 from .ledger.jobs import settle_books
 from .mail.sender import send_due
 from .payments.sync import sync_events
-from .reports.export_jobs import run_exports
+from .reports.jobs import run_exports
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Scheduled work of the reports: scheduled email reports and annual statements."""
+"""Scheduled work of the reports: emailed reports, annual statements and background exports."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +9,7 @@ from sqlalchemy import select
 from ..db import now_utc
 from ..extensions import db
 from ..mail.models import OutboxEmail
+from .operations import claim_next, delete_expired_files, run_export
 from .schedule import dedupe_key, enabled_schedules, period_for
 from .statements import due_fiscal_year, issue_statements
 from .summaries import queue_report
@@ -64,3 +65,19 @@ def send_annual_statements(today: date | None = None) -> dict[str, int]:
     if fiscal_year is None:
         return {}
     return issue_statements(fiscal_year)
+
+
+def run_exports() -> dict[str, int]:
+    """Delete export files past their day, then write every queued export, one at a time, each claimed
+    atomically so that two scheduler processes never write the same one. Each export's failure is its
+    own (run_export records it); a failed clean-up is logged and the exports still run."""
+    try:
+        deleted = delete_expired_files()
+    except Exception:
+        db.session.rollback()
+        log.exception("expired exports not cleaned up")
+        deleted = 0
+    counts = {"deleted": deleted, "done": 0, "failed": 0}
+    while (job_id := claim_next()) is not None:
+        counts["done" if run_export(job_id) else "failed"] += 1
+    return counts

@@ -15,7 +15,7 @@ from ..db import now_utc
 from ..extensions import db
 from ..staff.auth import audit
 from ..staff.models import StaffUser
-from .export_models import ExportJob, ExportStatus
+from .models import ExportJob, ExportStatus
 from .registry import ExportKind, ExportParamError, ExportParams, kinds, make_params, write_csv, write_xlsx
 
 log = logging.getLogger(__name__)

@@ -4,63 +4,17 @@ Days are plain calendar days in UTC. A working day is Monday to Friday; public h
 """
 from __future__ import annotations
 
-import enum
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import JSON, CheckConstraint, false, select, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select, true
 
 from ..checkout.validation import clean_email
-from ..db import enum_column, now_utc
 from ..extensions import db
 from ..staff.auth import audit
-
-
-class ReportKind(enum.StrEnum):
-    MONTHLY_ACCOUNTING = "monthly_accounting"
-    WEEKLY_SUPPORTERS = "weekly_supporters"
-
-    @property
-    def label(self) -> str:
-        return {"monthly_accounting": "Monthly accounting report",
-                "weekly_supporters": "Weekly supporter report"}[self.value]
-
-
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-#: Every month has at least 20 working days (February of a common year has exactly 20), so days 1–20 always exist.
-MAX_WORKING_DAY = 20
-MAX_RECIPIENTS = 20
-
-
-class ScheduleError(ValueError):
-    """A report action that cannot be done; the message is shown to staff."""
-
-
-class ReportSchedule(db.Model):
-    """One row per report kind, seeded by the migration; staff edit it, the hourly job reads it."""
-
-    __tablename__ = "report_schedules"
-    __table_args__ = (
-        CheckConstraint(f"working_day BETWEEN 1 AND {MAX_WORKING_DAY}", name="working_day_range"),
-        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
-        CheckConstraint("send_hour BETWEEN 0 AND 23", name="send_hour_range"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[ReportKind] = mapped_column(enum_column(ReportKind, "report_kind"), unique=True)
-    enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
-    #: Lower-cased addresses, each checked by clean_email when saved.
-    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
-    #: Monthly report: sent on the Nth working day (Monday–Friday) of the month; 1 is the first.
-    working_day: Mapped[int] = mapped_column(default=1, server_default="1")
-    #: Weekly report: sent on this weekday, 0 = Monday … 6 = Sunday.
-    weekday: Mapped[int] = mapped_column(default=0, server_default="0")
-    #: The hour of the day (UTC) from which the report is due.
-    send_hour: Mapped[int] = mapped_column(default=7, server_default="7")
-    updated_at: Mapped[datetime] = mapped_column(default=now_utc, onupdate=now_utc)
+from .models import MAX_RECIPIENTS, MAX_WORKING_DAY, ReportKind, ReportSchedule, ScheduleError
 
 
 # -- calendar ----------------------------------------------------------------------------------------

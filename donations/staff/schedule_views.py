@@ -7,7 +7,7 @@ from flask_login import current_user
 from ..db import now_utc
 from ..extensions import db
 from ..reports.schedule import ReportKind, ScheduleError, get_schedule, period_for, schedules, update_schedule
-from ..reports.schedule_forms import FORMS, ScheduleForm, SendNowForm
+from ..reports.forms import FORMS, ScheduleForm, SendNowForm
 from ..reports.summaries import send_now as queue_now
 from . import auth
 from .views import bp

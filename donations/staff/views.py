@@ -31,7 +31,7 @@ from ..mail.models import EmailStatus, OutboxEmail
 from ..money import Money
 from ..payments.gateway import GatewayError
 from ..reports import operations as export_ops
-from ..reports.export_models import ExportJob, ExportStatus
+from ..reports.models import ExportJob, ExportStatus
 from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
 from ..reports.registry import kinds as export_kinds
 from . import auth, charts

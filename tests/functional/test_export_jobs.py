@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from donations.extensions import db
 from donations.reports import operations as export_ops
 from donations.reports import registry
-from donations.reports.export_models import ExportJob, ExportStatus
-from donations.reports.export_jobs import run_exports
+from donations.reports.models import ExportJob, ExportStatus
+from donations.reports.jobs import run_exports
 from donations.reports.operations import claim_next
 from donations.reports.registry import ExportParams
 from donations.staff.auth import create_user

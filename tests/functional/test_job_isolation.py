@@ -13,8 +13,8 @@ from donations.ledger.models import Payout
 from donations.ledger.payouts import reconcile_payouts
 from donations.mail.models import EmailStatus, OutboxEmail
 from donations.mail.sender import send_due
-from donations.reports.export_jobs import run_exports
-from donations.reports.export_models import ExportJob, ExportStatus
+from donations.reports.jobs import run_exports
+from donations.reports.models import ExportJob, ExportStatus
 from donations.reports.registry import ExportParams
 from donations.staff.auth import create_user
 from donations.staff.models import Role

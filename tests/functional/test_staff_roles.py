@@ -18,8 +18,8 @@ from donations.staff import book_views, job_views, schedule_views, statement_vie
 from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
-from donations.reports.export_jobs import run_exports
-from donations.reports.export_models import ExportJob
+from donations.reports.jobs import run_exports
+from donations.reports.models import ExportJob
 from donations.reports.registry import ExportParams
 from donations.staff.models import AuditEntry, Role
 from tests.staff_helpers import (

@@ -7,7 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, StopValidation, ValidationError
 
-from .schedule import MAX_WORKING_DAY, WEEKDAYS, ReportKind, parse_recipients
+from .models import MAX_WORKING_DAY, WEEKDAYS, ReportKind
+from .schedule import parse_recipients
 
 
 class WholeNumber:
