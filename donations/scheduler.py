@@ -108,7 +108,8 @@ def run_job(app: Flask, job: Callable[[], dict], job_id: str | None = None) -> N
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """The scheduler with every job added, not started (run_scheduler starts it while this process leads)."""
     # APScheduler logs every run at INFO; our jobs log what they did, so keep its lines for problems.
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    for name in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # SQLite has one writer at a time: jobs in parallel threads would only fight over it ("database is locked").
     threads = 1 if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else 10
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults=JOB_DEFAULTS, daemon=True,
