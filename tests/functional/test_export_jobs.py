@@ -138,7 +138,13 @@ def test_a_failing_writer_marks_the_job_failed_and_shows_why(app, client, backgr
         yield next(rows)
         raise RuntimeError("the database went away")
 
-    monkeypatch.setitem(registry.KINDS, "donations", dataclasses.replace(donations, rows=breaking))
+    def breaking_lines(params):  # PostgreSQL writes the CSV from SQL lines: those break the same way
+        lines = donations.csv_lines(params)
+        yield next(lines)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setitem(registry.KINDS, "donations",
+                        dataclasses.replace(donations, rows=breaking, csv_lines=breaking_lines))
     files_before = set(Path(app.config["EXPORT_DIR"]).glob("*"))
 
     assert run_scheduler_job(app) == {"deleted": 0, "done": 0, "failed": 1}
