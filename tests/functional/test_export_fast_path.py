@@ -125,3 +125,14 @@ def test_an_empty_period_has_only_the_header(app_ctx, postgres):
 
     assert sql_csv(empty) == python_csv(empty) == ",".join(DONATIONS.columns) + "\r\n"
 
+
+
+def test_a_currency_stored_other_than_babel_spells_it_sends_the_export_down_the_python_path(awkward):
+    awkward[1].currency = "jpy"
+    db.session.flush()
+
+    assert donation_csv_lines(YEAR) is None
+    out = io.StringIO()
+    write_csv(DONATIONS, out, YEAR)
+    assert ",jpy," in out.getvalue()
+    assert out.getvalue() == python_csv(YEAR)
