@@ -104,7 +104,7 @@ _PLAIN_RATE = r"^[0-9]+(\.[0-9]+)?$"
 def _sql_text(column):
     """registry.text_cell, then csv.writer's QUOTE_MINIMAL (quoted when holding the delimiter, a quote, CR
     or LF; quotes doubled); NULL as nothing. The checks read the stored text, as defusing only adds a ' in
-    front and CR becomes LF: most cells need neither and cost four strpos and a left."""
+    front and CR becomes LF: most cells need neither and cost four strpos and an ascii."""
     value = cast(column, String)
     special = or_(*(func.strpos(value, char) > 0 for char in (",", '"', "\n", "\r")))
     formula = func.ascii(value).in_([ord(char) for char in FORMULA_STARTS])  # an int: no substring made
@@ -133,15 +133,17 @@ def _sql_date(day):
 
 
 def _odd_rate():
-    return and_(Donation.exchange_rate.is_not(None), Donation.exchange_rate != "",
-                or_(~Donation.exchange_rate.regexp_match(_PLAIN_RATE),
-                    cast(Donation.exchange_rate, Numeric) < Decimal("0.000001")))
+    # CASE, not OR: PostgreSQL may evaluate OR's arms in any order, and "abc"::numeric is an error.
+    return case((func.coalesce(Donation.exchange_rate, "") == "", False),
+                (Donation.exchange_rate.regexp_match(_PLAIN_RATE),
+                 cast(Donation.exchange_rate, Numeric) < Decimal("0.000001")),
+                else_=True)
 
 
 def donation_csv_lines(params: ExportParams) -> Iterator[str] | None:
     """donation_cells' rows as finished CSV lines (no line end) made by PostgreSQL, one text column per row
     through a server-side cursor; None when a row holds something only the Python path writes exactly (an
-    exchange rate not in plain digits)."""
+    exchange rate not in plain digits, a currency code not spelt as Babel spells it)."""
     where = _donations_in(params)
     # One pass first: the currencies to look up, and whether any rate needs Python.
     seen = db.session.execute(

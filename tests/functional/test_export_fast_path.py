@@ -109,14 +109,16 @@ def test_the_writers_take_the_sql_lines_on_postgresql(awkward):
     assert "".join(csv_chunks(DONATIONS, YEAR, bom=True, size=100)) == "\ufeff" + python_csv(YEAR)
 
 
-def test_a_rate_python_writes_in_scientific_notation_sends_the_export_down_the_python_path(awkward):
-    awkward[0].exchange_rate, awkward[0].settlement_currency = "1E-7", "USD"
+@pytest.mark.parametrize(("rate", "written"), [("1E-7", ",1E-7,"), ("0.0000001", ",1E-7,"), ("abc", ",,"),
+                                               (" 1.5", ",1.5,")])
+def test_a_rate_only_python_writes_exactly_sends_the_export_down_the_python_path(awkward, rate, written):
+    awkward[0].exchange_rate, awkward[0].settlement_currency = rate, "USD"
     db.session.flush()
 
     assert donation_csv_lines(YEAR) is None
     out = io.StringIO()
     write_csv(DONATIONS, out, YEAR)
-    assert ",1E-7," in out.getvalue()
+    assert written + "2026-04-01," in out.getvalue()
     assert out.getvalue() == python_csv(YEAR)
 
 
