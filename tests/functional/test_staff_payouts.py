@@ -105,3 +105,20 @@ def test_closing_without_the_csrf_token_writes_nothing(app, client):
 
     assert response.status_code == 400
     assert closed_days(app) == []
+
+
+def test_the_payout_page_links_to_a_download_of_that_payout_s_ledger(books, client):
+    import csv
+    import io
+    import re
+
+    paid_out(client, books)
+    staff = signed_in(client, Role.ACCOUNTANT)
+    html = staff.get("/staff/payouts/po_1").get_data(as_text=True)
+    link = re.search(r'href="([^"]*/staff/reports\?[^"]*)"[^>]*>Download this payout', html).group(1)
+
+    response = staff.get(link.replace("&amp;", "&"))
+
+    assert response.status_code == 200
+    lines = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(lines) == 20 and {line["payout_id"] for line in lines} == {"po_1"}
