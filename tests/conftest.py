@@ -80,9 +80,9 @@ def committing_app(app):
     yield app
     with app.app_context():
         db.session.remove()
-        tables = ["ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
+        tables = ["ask_counts", "ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
                   "statement_sequences", "outbox_emails", "donations", "recurring_donations", "stripe_events",
-                  "checkout_attempts", "supporters", "receipt_sequences", "sandbox_objects", "job_runs",
+                  "checkout_attempts", "articles", "supporters", "receipt_sequences", "sandbox_objects", "job_runs",
                   "scheduler_lock", "event_sync_cursors"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

@@ -38,6 +38,8 @@ class CheckoutAttempt(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
     article_url: Mapped[str | None] = mapped_column(Text)
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     locale: Mapped[str] = mapped_column(String(16), default="en")
     #: The reader ticked "keep me informed": where and in which words (copied to the supporter when the
     #: gift is booked); None = not ticked.

@@ -123,6 +123,9 @@ class RecurringDonation(db.Model):
     frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
     status: Mapped[RecurringStatus] = mapped_column(enum_column(RecurringStatus, "recurring_status"), index=True)
     article_url: Mapped[str | None] = mapped_column(Text)
+    #: The A/B variant and the article (normalised) the first gift came from.
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id"), index=True)
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
     current_period_end: Mapped[datetime | None]
@@ -180,6 +183,9 @@ class Donation(db.Model):
     frequency: Mapped[Frequency] = mapped_column(enum_column(Frequency, "frequency"))
     status: Mapped[DonationStatus] = mapped_column(enum_column(DonationStatus, "donation_status"), index=True)
     article_url: Mapped[str | None] = mapped_column(Text)
+    #: The A/B variant and the article (normalised) of the ask the reader answered.
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variants.id"), index=True)
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True)
