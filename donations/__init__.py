@@ -42,6 +42,8 @@ def create_app(config: Config | None = None) -> Flask:
     # Routes kept in modules of their own join the staff blueprint before it is registered.
     from .staff import book_views, job_views, schedule_views, statement_views  # noqa: F401
     from .campaigns.views import bp as campaigns_bp
+    from .campaigns import counting
+    from .campaigns.count_views import bp as counting_bp
     from .checkout.views import bp as checkout_bp
     from .payments.gateway import init_gateway
     from .payments.views import bp as sandbox_bp
@@ -53,7 +55,8 @@ def create_app(config: Config | None = None) -> Flask:
     init_gateway(app)
     statements.register_attachments()
     export_ops.register_attachments()
-    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
+    counting.configure(app)
+    for blueprint in (campaigns_bp, counting_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_cli

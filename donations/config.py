@@ -40,6 +40,15 @@ DEFAULT_LEDGER_ACCOUNTS = {
 }
 
 
+def _number(env: dict[str, str], name: str, default: str, kind: type[int] | type[float]) -> int | float:
+    """A numeric setting; a value that is not a number stops the start with the setting's name."""
+    raw = env.get(name, default).strip()
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
+
+
 def _pairs(value: str | None) -> dict[str, str]:
     """Parse ``bank=1200 Bank;fees=6100 Fees`` into a dict (names may hold spaces and commas)."""
     result: dict[str, str] = {}
@@ -109,6 +118,14 @@ class Config:
         self.SCHEDULER_TICK_SECONDS = float(tick) if tick else None
         #: Job runs (shown on /staff/jobs) older than this many days are deleted.
         self.JOB_RUNS_KEEP_DAYS = int(env.get("JOB_RUNS_KEEP_DAYS", "30"))
+        #: The ask's impressions and clicks are added up in memory and written in batches: every this many seconds
+        #: per web process, or sooner when the buffer holds COUNT_FLUSH_EVENTS distinct keys; 0 writes after
+        #: every counting request (tests, a development server without the background thread).
+        self.COUNT_FLUSH_SECONDS = _number(env, "COUNT_FLUSH_SECONDS", "2", float)
+        self.COUNT_FLUSH_EVENTS = _number(env, "COUNT_FLUSH_EVENTS", "1000", int)
+        #: At most this many distinct keys wait in memory (while the database is away); counts beyond are dropped
+        #: and logged, so an outage cannot exhaust a web process's memory.
+        self.COUNT_BUFFER_MAX = _number(env, "COUNT_BUFFER_MAX", "100000", int)
         #: How often the scheduler asks Stripe for events whose webhook never arrived, and how many days back
         #: its first run looks (Stripe keeps events for 30 days).
         self.STRIPE_SYNC_INTERVAL_SECONDS = int(env.get("STRIPE_SYNC_INTERVAL_SECONDS", "300"))
@@ -171,6 +188,15 @@ class Config:
         if self.JOB_RUNS_KEEP_DAYS < 1:
             raise ConfigError("JOB_RUNS_KEEP_DAYS must be at least 1")
 
+    def _validate_counting(self) -> None:
+        """A buffer smaller than one batch would drop counts before the batch that writes them is due."""
+        if self.COUNT_FLUSH_SECONDS < 0:
+            raise ConfigError("COUNT_FLUSH_SECONDS must be 0 (write after every request) or more")
+        if self.COUNT_FLUSH_EVENTS < 1:
+            raise ConfigError("COUNT_FLUSH_EVENTS must be at least 1")
+        if self.COUNT_BUFFER_MAX < self.COUNT_FLUSH_EVENTS:
+            raise ConfigError("COUNT_BUFFER_MAX must be at least COUNT_FLUSH_EVENTS")
+
     @property
     def PAYMENT_GATEWAY(self) -> str:
         return "stripe" if self.STRIPE_SECRET_KEY else "sandbox"
@@ -215,6 +241,7 @@ class Config:
                 raise ConfigError(f"CURRENCIES: Stripe's minimum charge for {code} is not known")
         self._validate_amounts()
         self._validate_scheduler()
+        self._validate_counting()
         if self.DONATIONS_ENV == "production":
             missing = [
                 name
@@ -248,6 +275,8 @@ class TestConfig(Config):
         env.setdefault("ALLOWED_ORIGINS", "https://publisher.example")
         super().__init__(env, instance_path)
         self.WTF_CSRF_ENABLED = True
+        #: No background thread in tests: counts are written by the request, or by counting.flush() itself.
+        self.COUNT_FLUSH_SECONDS = 0
         self.ARGON2_PROFILE = "CHEAPEST"  # hashing speed only; the production profile has a test of its own
 
 

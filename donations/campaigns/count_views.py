@@ -1,0 +1,92 @@
+"""POST /embed/v1/count: the embed's impressions and clicks.
+
+It runs on every article view of every publisher page, so it does as little as a route can: no session,
+no CSRF, no database; the event is checked, its URL normalised, and it is added to this process's
+buffer (donations.campaigns.counting), which a background thread writes in batches.
+"""
+from __future__ import annotations
+
+import json
+import unicodedata
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..extensions import csrf
+from . import counting
+from .articles import normalise_url
+
+bp = Blueprint("counting", __name__)
+
+#: Larger than any honest event (a 2,000-character URL, a title and a few short fields).
+MAX_BODY = 8 * 1024
+KINDS = ("impression", "click")
+#: Longest campaign slug and variant key (as the columns hold them).
+MAX_SLUG, MAX_KEY = 64, 16
+#: The article's meta fields, cut to what the articles table holds.
+META_LENGTHS = {"section": 100, "author": 200, "title": 300}
+
+
+class BadEvent(ValueError):
+    pass
+
+
+def _short(payload: dict, name: str, limit: int) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
+        raise BadEvent(f"{name} must be a short text.")
+    return value
+
+
+def _meta(payload: dict, name: str) -> str | None:
+    """An optional meta field: text on one line, whitespace collapsed, cut to the column."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadEvent(f"{name} must be text.")
+    # Control characters (tabs, line ends, NUL) become spaces, then runs of whitespace one space.
+    value = " ".join("".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value[:2000]).split())
+    return value[:META_LENGTHS[name]] or None
+
+
+def parse_event(body: bytes) -> dict:
+    """The event in a request body, checked and normalised; BadEvent says what is wrong."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise BadEvent("Send a JSON object.") from None
+    if not isinstance(payload, dict):
+        raise BadEvent("Send a JSON object.")
+    if payload.get("type") not in KINDS:
+        raise BadEvent("type must be impression or click.")
+    url = normalise_url(payload.get("url"))
+    if url is None:
+        raise BadEvent("url must be an http or https address.")
+    return {"kind": payload["type"], "campaign": _short(payload, "campaign", MAX_SLUG),
+            "variant": _short(payload, "variant", MAX_KEY), "url": url,
+            **{name: _meta(payload, name) for name in META_LENGTHS}}
+
+
+@bp.post("/embed/v1/count")
+@csrf.exempt  # a beacon from the publisher's page: no form, no session, nothing to forge
+def count():
+    # sendBeacon sends text/plain (a "simple" request without a CORS preflight), so the body is read as
+    # it comes, whatever its content type.
+    request.max_content_length = MAX_BODY
+    try:
+        event = parse_event(request.get_data(cache=False))
+    except RequestEntityTooLarge:
+        return jsonify(error="The event is too large."), 413
+    except BadEvent as exc:
+        return jsonify(error=str(exc)), 400
+    counting.record(**event)
+    app = current_app._get_current_object()
+    if app.config["COUNT_FLUSH_SECONDS"]:
+        counting.ensure_flushing(app)
+    else:  # tests and a development server: written before the answer
+        try:
+            counting.flush()
+        except Exception:  # noqa: BLE001  (logged; the counts wait in the buffer for the next flush)
+            pass
+    return Response(status=204)
