@@ -11,7 +11,14 @@ from wtforms.validators import ValidationError
 from ..campaigns import operations as campaigns
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
-from .operations import FORM_CONSENT_SOURCE, MAILING_CONSENT_TEXT, DonationRequest, check_gift, clean_frequency
+from .operations import (
+    FORM_CONSENT_SOURCE,
+    MAILING_CONSENT_TEXT,
+    DonationRequest,
+    active_variant,
+    check_gift,
+    clean_frequency,
+)
 from .validation import clean_article_url, clean_email, clean_name
 
 
@@ -45,6 +52,9 @@ class DonationForm(FlaskForm):
     #: Optional and unticked: consent to hear from us must be given, never assumed.
     mailing_consent = BooleanField(MAILING_CONSENT_TEXT, default=False)
     article_url = HiddenField(validators=[_cleaned(clean_article_url)])
+    #: The A/B variant of the ask the reader came from. Readers never typed it, so a key that is unknown or
+    #: paused is no error: the gift goes on, unattributed to a variant.
+    variant = HiddenField()
     #: Unique per rendered form; becomes the attempt id, so a double-submit opens one checkout.
     token = HiddenField(default=lambda: str(uuid.uuid4()))
 
@@ -71,6 +81,11 @@ class DonationForm(FlaskForm):
         except MoneyError as exc:
             raise ValidationError(str(exc)) from None
 
+    def chosen_variant(self):
+        """The campaign's active variant named by the link or the form; None when there is none."""
+        campaign = self.campaign_obj or campaigns.get_active(self.campaign.data or "")
+        return active_variant(campaign, (self.variant.data or "")[:16]) if campaign else None
+
     def validate_token(self, field):
         try:
             field.data = str(uuid.UUID(field.data or ""))
@@ -88,4 +103,5 @@ class DonationForm(FlaskForm):
             cover_fees=bool(self.cover_fees.data),
             locale=locale,
             mailing_consent_source=FORM_CONSENT_SOURCE if self.mailing_consent.data else None,
+            variant=self.chosen_variant(),
         )

@@ -56,6 +56,7 @@ class CheckoutAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     campaign = relationship("Campaign")
+    variant = relationship("CampaignVariant")
 
     @property
     def money(self) -> Money:

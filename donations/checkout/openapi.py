@@ -43,7 +43,15 @@ def openapi_document(config) -> dict:
                         "frequency": {"type": "string", "enum": [f.value for f in Frequency]},
                         "email": {"type": "string", "format": "email", "maxLength": 254},
                         "name": {"type": "string", "maxLength": 200},
-                        "article_url": {"type": "string", "format": "uri", "maxLength": 2000},
+                        "article_url": {"type": "string", "format": "uri", "maxLength": 2000,
+                                        "description": "The page the reader came from; the gift is counted "
+                                                       "for this article (query strings other than utm_* "
+                                                       "are dropped)."},
+                        "variant": {"type": "string", "maxLength": 16, "example": "a",
+                                    "description": "The key of the campaign's A/B variant the reader saw "
+                                                   "(the embed's campaigns.json lists them); a key the "
+                                                   "campaign does not have is refused, a paused variant's "
+                                                   "gift is not attributed to it."},
                         "cover_fees": {"type": "boolean", "default": False},
                         "mailing_consent": {
                             "type": "boolean", "default": False,

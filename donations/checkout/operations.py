@@ -11,7 +11,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..campaigns import operations as campaigns
-from ..campaigns.models import Campaign
+from ..campaigns.articles import article_id_for
+from ..campaigns.models import Campaign, CampaignVariant
 from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..ledger.models import Donation, Frequency, RecurringDonation
@@ -32,6 +33,8 @@ class DonationRequest:
     locale: str = "en"
     #: The reader agreed to hear about our work by email: where and in which words; None = not asked or not ticked.
     mailing_consent_source: str | None = None
+    #: The A/B variant of the ask the reader answered (one of ``campaign``'s, active); None = not known.
+    variant: CampaignVariant | None = None
 
     @property
     def covered_fee(self) -> Money:
@@ -59,7 +62,7 @@ def clean_frequency(value: object) -> Frequency:
 
 
 API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees",
-              "mailing_consent"}
+              "mailing_consent", "variant"}
 #: What a supporter agreed to, in the words they saw; kept with their consent.
 MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
 FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
@@ -88,6 +91,8 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
                 errors[field] = str(exc)
 
     check("campaign", _campaign)
+    if "campaign" in values:
+        check("variant", lambda v: _api_variant(values["campaign"], v))
     check("currency", clean_currency)
     check("frequency", clean_frequency)
     check("email", clean_email)
@@ -109,6 +114,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
         cover_fees=values.get("cover_fees", False),
         locale=locale,
         mailing_consent_source=API_CONSENT_SOURCE if values.get("mailing_consent") else None,
+        variant=values.get("variant"),
     ), {}
 
 
@@ -117,6 +123,20 @@ def _campaign(value: object) -> Campaign:
     if campaign is None:
         raise ValueError("Unknown campaign.")
     return campaign
+
+
+def active_variant(campaign: Campaign, key: object) -> CampaignVariant | None:
+    """The campaign's active variant with this key; None for no key, an unknown or a paused one."""
+    variant = campaign.variant(key) if isinstance(key, str) else None
+    return variant if variant is not None and variant.active else None
+
+
+def _api_variant(campaign: Campaign, key: object) -> CampaignVariant | None:
+    """A key the campaign never had is the caller's mistake; a paused variant's gift goes on unattributed,
+    as on the form (the reader saw the ask before the staff paused it)."""
+    if not isinstance(key, str) or campaign.variant(key) is None:
+        raise ValueError("Unknown variant.")
+    return active_variant(campaign, key)
 
 
 def _boolean(value: object) -> bool:
@@ -210,6 +230,9 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
         "article_url": request.article_url,
         "locale": request.locale,
         "mailing_consent_source": request.mailing_consent_source,
+        "variant_id": request.variant.id if request.variant else None,
+        # The article's row exists from the first gift it brought, even before the embed counted a view.
+        "article_id": article_id_for(request.article_url),
         "gateway": get_gateway().name,
         "status": AttemptStatus.OPEN,
     }, ["id"])
@@ -220,9 +243,9 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
 def _same_request(attempt: CheckoutAttempt, request: DonationRequest) -> bool:
     # A changed consent tick is a new attempt too, so the consent booked is the one the reader last gave.
     return (attempt.campaign_id, attempt.amount, attempt.currency, attempt.frequency, attempt.email,
-            attempt.article_url, attempt.mailing_consent_source) == (
+            attempt.article_url, attempt.mailing_consent_source, attempt.variant_id) == (
         request.campaign.id, request.total.amount, request.total.currency, request.frequency, request.email,
-        request.article_url, request.mailing_consent_source)
+        request.article_url, request.mailing_consent_source, request.variant.id if request.variant else None)
 
 
 def attempt_by_session(session_id: str) -> CheckoutAttempt | None:

@@ -25,7 +25,7 @@ def donate():
     if request.method == "GET":
         _prefill(form)
     campaign = campaigns.get_active(form.campaign.data or "") or campaigns.get_active_or_404(campaigns.DEFAULT_SLUG)
-    ask = campaigns.ask_view(campaign, request_locale(), form.currency.data)
+    ask = _ask(campaign, form.chosen_variant(), form.currency.data)
     error = None
     if form.validate_on_submit():
         try:
@@ -40,9 +40,16 @@ def donate():
             return redirect(attempt.checkout_url, code=303)
     status = 503 if error else (400 if form.errors else 200)
     # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
-    choice_args = {k: request.args[k][:2000] for k in ("campaign", "amount", "currency", "frequency", "article_url")
-                   if isinstance(request.args.get(k), str)}
+    choice_args = {k: request.args[k][:2000] for k in ("campaign", "variant", "amount", "currency", "frequency",
+                                                       "article_url") if isinstance(request.args.get(k), str)}
     return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args), status
+
+
+def _ask(campaign, variant, currency: str | None) -> dict:
+    """What the donation page shows of the ask the reader came from: its copy and preset amounts. The
+    ``variant`` (the campaign's active variant from the link, or None) is the one the reader saw; the
+    form carries its key through to the attempt."""
+    return campaigns.ask_view(campaign, request_locale(), currency)
 
 
 def _prefill(form: DonationForm) -> None:
@@ -60,8 +67,9 @@ def _prefill(form: DonationForm) -> None:
         form.cover_fees.data = attempt.covered_fee > 0
         form.mailing_consent.data = attempt.mailing_consent_source is not None
         form.article_url.data = attempt.article_url
+        form.variant.data = attempt.variant.key if attempt.variant else None
         return
-    for name in ("campaign", "currency", "frequency", "article_url"):
+    for name in ("campaign", "variant", "currency", "frequency", "article_url"):
         if isinstance(args.get(name), str):
             getattr(form, name).data = args[name][:2000]
     if isinstance(args.get("amount"), str):

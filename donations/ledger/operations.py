@@ -104,6 +104,8 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
             frequency=attempt.frequency,
             status=DonationStatus.PENDING,
             article_url=attempt.article_url,
+            variant_id=attempt.variant_id,
+            article_id=attempt.article_id,
             stripe_checkout_session_id=session["id"],
         )
         db.session.add(donation)
@@ -223,6 +225,8 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
         frequency=attempt.frequency,
         status=RecurringStatus.INCOMPLETE,
         article_url=attempt.article_url,
+        variant_id=attempt.variant_id,
+        article_id=attempt.article_id,
         stripe_subscription_id=subscription_id,
         stripe_customer_id=customer,
     )
@@ -334,9 +338,16 @@ def record_invoice_paid(invoice: dict[str, Any], at: datetime) -> str:
     if donation is not None:
         return f"donation {donation.id} already booked"
     paid_at = _timestamp((invoice.get("status_transitions") or {}).get("paid_at")) or at
+    # The first invoice is the payment the reader's checkout made, so it names the attempt (a conversion of
+    # the ask); renewals carry the gift's variant and article too, but no attempt: they convert nobody new.
+    first = invoice.get("billing_reason") == "subscription_create" and recurring.attempt_id is not None and (
+        db.session.scalar(select(Donation.id).where(Donation.attempt_id == recurring.attempt_id)) is None)
     donation = Donation(
         supporter=recurring.supporter,
         campaign_id=recurring.campaign_id,
+        attempt_id=recurring.attempt_id if first else None,
+        variant_id=recurring.variant_id,
+        article_id=recurring.article_id,
         recurring_donation=recurring,
         amount=invoice["amount_paid"],
         currency=invoice["currency"].upper(),

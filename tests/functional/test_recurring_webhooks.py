@@ -162,7 +162,8 @@ def test_paid_invoice_books_one_donation_of_the_recurring_gift_with_its_receipt(
     assert (donation.stripe_invoice_id, donation.stripe_subscription_id) == (paid["id"], gift.id)
     assert donation.stripe_payment_intent_id == paid["payments"]["data"][0]["payment"]["payment_intent"]
     assert donation.supporter_id == recurring.supporter_id
-    assert donation.attempt_id is None  # the attempt belongs to the recurring gift
+    # The first invoice is the checkout's own payment (a conversion of the ask); a renewal converts nobody new.
+    assert donation.attempt_id == (recurring.attempt_id if billing_reason == "subscription_create" else None)
     assert donation.paid_at == at(created)
     assert donation.receipt_number.startswith(f"{at(created).year}-")
     assert recurring.current_period_end == at(period[1])
