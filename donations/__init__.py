@@ -40,7 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .accounts.views import bp as accounts_bp
     from .staff.views import bp as staff_bp
     # Routes kept in modules of their own join the staff blueprint before it is registered.
-    from .staff import book_views, job_views, schedule_views, statement_views  # noqa: F401
+    from .staff import article_views, book_views, job_views, schedule_views, statement_views  # noqa: F401
     from .campaigns.views import bp as campaigns_bp
     from .campaigns import counting
     from .campaigns.count_views import bp as counting_bp

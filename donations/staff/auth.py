@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "donations.refund": frozenset({A, S}),
     "campaigns.read": frozenset({A, S, C}),
     "campaigns.write": frozenset({A, S}),
+    # Counts and sums per article: no personal data, read by whoever plans the asks or the budget.
+    "articles.read": frozenset({A, S, C}),
     "emails.read": frozenset({A, S}),
     "emails.write": frozenset({A, S}),
     "audit.read": frozenset({A, S, C}),

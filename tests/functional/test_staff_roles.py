@@ -14,7 +14,7 @@ from sqlalchemy import select
 from donations.extensions import db
 from donations.mail.models import EmailStatus, OutboxEmail
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
-from donations.staff import book_views, job_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
+from donations.staff import article_views, book_views, job_views, schedule_views, statement_views  # noqa: F401  (views defined outside views.py)
 from donations.reports.statements import issue_statement
 from donations.staff import views as staff_views
 from donations.staff.auth import PERMISSIONS
@@ -61,6 +61,7 @@ ROUTES = [
     Route("POST", "staff.refund", "/staff/donations/{donation}/refund"),
     Route("GET", "staff.campaigns", "/staff/campaigns"),
     Route("GET", "staff.campaign", "/staff/campaigns/{campaign}"),
+    Route("GET", "staff.articles", "/staff/articles"),
     Route("POST", "staff.save_campaign", "/staff/campaigns/{campaign}"),
     Route("GET", "staff.outbox", "/staff/emails"),
     Route("POST", "staff.resend_email", "/staff/emails/{email}/resend"),
