@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -25,6 +26,10 @@ KINDS = ("impression", "click")
 MAX_SLUG, MAX_KEY = 64, 16
 #: The article's meta fields, cut to what the articles table holds.
 META_LENGTHS = {"section": 100, "author": 200, "title": 300}
+
+
+#: An article is viewed many times: its URL is normalised once per process (most of this route's own cost).
+_normalised = lru_cache(maxsize=4096)(normalise_url)
 
 
 class BadEvent(ValueError):
@@ -45,8 +50,10 @@ def _meta(payload: dict, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadEvent(f"{name} must be text.")
-    # Control characters (tabs, line ends, NUL) become spaces, then runs of whitespace one space.
-    value = " ".join("".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value[:2000]).split())
+    value = value[:2000]
+    if not value.isprintable():  # rare: control characters (tabs, line ends, NUL) become spaces
+        value = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value)
+    value = " ".join(value.split())
     return value[:META_LENGTHS[name]] or None
 
 
@@ -60,7 +67,8 @@ def parse_event(body: bytes) -> dict:
         raise BadEvent("Send a JSON object.")
     if payload.get("type") not in KINDS:
         raise BadEvent("type must be impression or click.")
-    url = normalise_url(payload.get("url"))
+    url = payload.get("url")
+    url = _normalised(url) if isinstance(url, str) else None
     if url is None:
         raise BadEvent("url must be an http or https address.")
     return {"kind": payload["type"], "campaign": _short(payload, "campaign", MAX_SLUG),
