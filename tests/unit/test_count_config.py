@@ -1,7 +1,8 @@
 """The counting settings: defaults, and refusals that name the setting."""
 import pytest
 
-from donations.config import Config, ConfigError, TestConfig
+from donations import config as config_module
+from donations.config import Config, ConfigError
 
 
 def test_defaults_write_every_two_seconds_or_every_thousand_keys(tmp_path):
@@ -11,7 +12,7 @@ def test_defaults_write_every_two_seconds_or_every_thousand_keys(tmp_path):
 
 
 def test_tests_write_counts_within_the_request(tmp_path):
-    assert TestConfig(environ={}, instance_path=str(tmp_path)).COUNT_FLUSH_SECONDS == 0
+    assert config_module.TestConfig(environ={}, instance_path=str(tmp_path)).COUNT_FLUSH_SECONDS == 0
 
 
 @pytest.mark.parametrize("environ, message", [
