@@ -231,13 +231,19 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
         "locale": request.locale,
         "mailing_consent_source": request.mailing_consent_source,
         "variant_id": request.variant.id if request.variant else None,
-        # The article's row exists from the first gift it brought, even before the embed counted a view.
-        "article_id": article_id_for(request.article_url),
         "gateway": get_gateway().name,
         "status": AttemptStatus.OPEN,
     }, ["id"])
     attempt = db.session.get(CheckoutAttempt, attempt_id, populate_existing=True)
-    return attempt if _same_request(attempt, request) else None
+    if not _same_request(attempt, request):
+        return None
+    if attempt.article_id is None and request.article_url:
+        # After the attempt is claimed, so that a concurrent retry waits on the attempt (and then finds this
+        # one) rather than on the article's row. The article exists from the first gift it brought, even
+        # before the embed counted a view of it.
+        attempt.article_id = article_id_for(request.article_url)
+        db.session.flush()
+    return attempt
 
 
 def _same_request(attempt: CheckoutAttempt, request: DonationRequest) -> bool:
