@@ -79,12 +79,17 @@ def prob_best(params: tuple[tuple[int, int], ...]) -> tuple[float, ...]:
     if len(params) == 2:
         second = prob_b_beats_a(params[0], params[1])
         return (1.0 - second, second)
+    return monte_carlo_best(params)
+
+
+def monte_carlo_best(params: tuple[tuple[int, int], ...], draws: int = DRAWS) -> tuple[float, ...]:
+    """P(best) for each Beta(a, b) from ``draws`` joint draws with a fixed seed (deterministic)."""
     rng = random.Random(SEED)
     wins = [0] * len(params)
-    for _ in range(DRAWS):
-        draws = [rng.betavariate(a, b) for a, b in params]
-        wins[max(range(len(draws)), key=draws.__getitem__)] += 1
-    return tuple(w / DRAWS for w in wins)
+    for _ in range(draws):
+        sample = [rng.betavariate(a, b) for a, b in params]
+        wins[max(range(len(sample)), key=sample.__getitem__)] += 1
+    return tuple(w / draws for w in wins)
 
 
 # -- statistics for the campaign page -------------------------------------------------------------
