@@ -222,9 +222,9 @@ class VariantForm(FlaskForm):
     headline = StringField("Headline", validators=[Length(max=200)])
     body = TextAreaField("Body", validators=[Length(max=2000)])
     button_label = StringField("Button", validators=[Length(max=80)])
-    default_frequency = SelectField("Default frequency", choices=[SelectChoice("", "(the campaign's)"),
-                                                                   *[SelectChoice(f.value, f.label) for f in Frequency]])
-    placement = SelectField("Placement", choices=[SelectChoice("", "(the campaign's)"), *PLACEMENTS])
+    default_frequency = SelectField("Default frequency", default="", choices=[
+        SelectChoice("", "(the campaign's)"), *[SelectChoice(f.value, f.label) for f in Frequency]])
+    placement = SelectField("Placement", default="", choices=[SelectChoice("", "(the campaign's)"), *PLACEMENTS])
     after_paragraph = IntegerField("After paragraph (empty = the campaign's)",
                                    validators=[Optional(), NumberRange(1, 100, "Use a paragraph from 1 to 100.")])
 
