@@ -346,11 +346,15 @@ def _settings_form(item: Campaign) -> CampaignSettingsForm:
         return value.strftime("%Y-%m-%dT%H:%M") if value else ""
 
     goal = Money(item.goal_amount, item.goal_currency).major_str() if item.goal_amount and item.goal_currency else ""
-    return CampaignSettingsForm(
-        formdata=None, obj=item, starts_at=local(item.starts_at), ends_at=local(item.ends_at), goal_amount=goal,
+    # As data, not obj=: WTForms prefers an object's attributes to keyword values, and the form wants text.
+    return CampaignSettingsForm(formdata=None, data=dict(
+        name=item.name, language=item.language, active=item.active, priority=item.priority,
+        starts_at=local(item.starts_at), ends_at=local(item.ends_at), goal_amount=goal,
         goal_currency=item.goal_currency or current_app.config["CURRENCIES"][0], goal_period=item.goal_period.value,
         sections="\n".join(item.sections), url_patterns="\n".join(item.url_patterns),
-        languages="\n".join(item.languages), placement=item.placement.value, allocation=item.allocation.value)
+        languages="\n".join(item.languages), hide_from_supporters=item.hide_from_supporters,
+        placement=item.placement.value, after_paragraph=item.after_paragraph, cap_views=item.cap_views,
+        cap_days=item.cap_days, allocation=item.allocation.value, allocation_floor=item.allocation_floor))
 
 
 @bp.post("/campaigns/<int(max=2147483647):campaign_id>/settings")
@@ -459,8 +463,11 @@ def save_translation(campaign_id: int, variant_id: int):
 
 def _variant_page(item: CampaignVariant, form=None, preset_text=None, translation_form=None, error=None, status=200):
     if form is None:
-        form = VariantForm(formdata=None, obj=item, default_frequency=item.default_frequency.value
-                           if item.default_frequency else "", placement=item.placement.value if item.placement else "")
+        form = VariantForm(formdata=None, data=dict(
+            name=item.name, weight=item.weight, active=item.active, headline=item.headline or "",
+            body=item.body or "", button_label=item.button_label or "",
+            default_frequency=item.default_frequency.value if item.default_frequency else "",
+            placement=item.placement.value if item.placement else "", after_paragraph=item.after_paragraph))
         del form.key
     if preset_text is None:
         preset_text = {_preset_field(f, c): ", ".join(

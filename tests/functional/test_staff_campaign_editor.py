@@ -4,6 +4,7 @@ text never markup; the campaign page's goal, embed snippet and A/B table."""
 from __future__ import annotations
 
 import html as html_lib
+from html.parser import HTMLParser
 from datetime import datetime, timezone
 
 import pytest
@@ -397,3 +398,77 @@ def test_accountant_reads_the_page_but_sees_no_editing_forms(client, campaign):
     assert accountant.post(f"/staff/campaigns/{campaign}/settings", settings_form()).status_code == 403
     assert accountant.post(f"/staff/campaigns/{campaign}/variants", variant_form()).status_code == 403
     assert accountant.post("/staff/campaigns", {"slug": "n", "name": "N", "language": "en"}).status_code == 403
+
+
+# -- what the page shows is what was saved ---------------------------------------------------------------
+
+class FormValues(HTMLParser):
+    """The values a browser would submit from the form with ``form_id``: inputs, checked boxes, textareas and
+    selected options."""
+
+    def __init__(self, form_id: str):
+        super().__init__(convert_charrefs=True)
+        self.form_id, self.inside, self.values = form_id, False, {}
+        self._textarea = self._select = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        if not self.inside or "disabled" in a:
+            return
+        if tag == "input" and a.get("name") and (a.get("type") != "checkbox" or "checked" in a):
+            self.values[a["name"]] = a.get("value", "")
+        elif tag == "textarea":
+            self._textarea = a["name"]
+            self.values[self._textarea] = ""
+        elif tag == "select":
+            self._select = a["name"]
+        elif tag == "option" and self._select and "selected" in a:
+            self.values[self._select] = a.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea] += data
+
+
+def form_values(html: str, form_id: str) -> dict:
+    parser = FormValues(form_id)
+    parser.feed(html)
+    return parser.values
+
+
+def test_the_settings_form_shows_what_was_saved_and_resubmitting_it_changes_nothing(client, staff, campaign):
+    staff.post(f"/staff/campaigns/{campaign}/settings", settings_form())
+    html = staff.get(f"/staff/campaigns/{campaign}").get_data(as_text=True)
+    values = form_values(html, "settings")
+
+    assert values["starts_at"] == "2026-12-01T08:00" and values["goal_amount"] == "10000.00"
+    assert values["sections"].strip() == "politics\nlocal\nculture" and values["languages"].strip() == "en\nde_CH"
+    assert values["allocation"] == "thompson" and values["active"] == "y" and values["cap_days"] == "7"
+    before = snapshot(client.application, campaign)
+    assert staff.post(f"/staff/campaigns/{campaign}/settings", values).status_code == 303
+    assert snapshot(client.application, campaign) == before
+    assert len(audit_rows(client.application, AuditEntry.action == "campaign.settings")) == 1
+
+
+def test_the_variant_form_shows_what_was_saved_and_resubmitting_it_changes_nothing(client, staff, campaign):
+    staff.post(f"/staff/campaigns/{campaign}/variants", variant_form(placement="overlay", after_paragraph="2"))
+    b = variant_id(client.application, campaign, "b")
+    values = form_values(staff.get(f"/staff/campaigns/{campaign}/variants/{b}").get_data(as_text=True), "variant")
+
+    assert (values["headline"], values["default_frequency"], values["placement"]) == ("Only today", "monthly",
+                                                                                      "overlay")
+    assert values["presets_monthly_EUR"] == "4.00, 8.00" and values["presets_one_off_EUR"] == ""
+    before = snapshot(client.application, campaign)
+    assert staff.post(f"/staff/campaigns/{campaign}/variants/{b}", values).status_code == 303
+    assert snapshot(client.application, campaign) == before
+    assert audit_rows(client.application, AuditEntry.action == "variant.edit") == []
