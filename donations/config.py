@@ -150,6 +150,11 @@ class Config:
         #: Staff sessions end after this long without a request, and this long after sign-in whatever happens.
         self.STAFF_IDLE_MINUTES = int(env.get("STAFF_IDLE_MINUTES", "30"))
         self.STAFF_ABSOLUTE_HOURS = int(env.get("STAFF_ABSOLUTE_HOURS", "12"))
+        #: A/B tests: no winner is named before every variant has AB_MIN_IMPRESSIONS impressions and the test
+        #: AB_MIN_GIFTS gifts, and then only a variant at least AB_WINNER_PROBABILITY likely to convert best.
+        self.AB_MIN_IMPRESSIONS = int(env.get("AB_MIN_IMPRESSIONS", "1000"))
+        self.AB_MIN_GIFTS = int(env.get("AB_MIN_GIFTS", "10"))
+        self.AB_WINNER_PROBABILITY = float(env.get("AB_WINNER_PROBABILITY", "0.95"))
         #: argon2-cffi parameter profile for staff passwords (argon2.profiles).
         self.ARGON2_PROFILE = "RFC_9106_LOW_MEMORY"
         if not self.STRIPE_SECRET_KEY and not self.STRIPE_WEBHOOK_SECRET:
@@ -242,6 +247,10 @@ class Config:
         self._validate_amounts()
         self._validate_scheduler()
         self._validate_counting()
+        if self.AB_MIN_IMPRESSIONS < 0 or self.AB_MIN_GIFTS < 0:
+            raise ConfigError("AB_MIN_IMPRESSIONS and AB_MIN_GIFTS must be 0 or more")
+        if not 0.5 < self.AB_WINNER_PROBABILITY < 1:
+            raise ConfigError("AB_WINNER_PROBABILITY must be above 0.5 and below 1 (such as 0.95)")
         if self.DONATIONS_ENV == "production":
             missing = [
                 name

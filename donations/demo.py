@@ -1,12 +1,18 @@
-"""Demo content for `make run`: a year of gifts, so that the staff dashboard has something to show."""
+"""Demo content for `make run`: a year of gifts, so that the staff dashboard has something to show, and four
+weeks of an A/B test on the default campaign (control "a" against "b"), with impressions, clicks and gifts
+per article, so that the campaign page and the per-article report have figures."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from .campaigns.articles import article_id_for
+from .campaigns.models import Article, AskCount, Campaign, CampaignVariant
 from .campaigns.operations import DEFAULT_SLUG, get_active
+from .checkout.models import AttemptStatus, CheckoutAttempt
 from .extensions import db
 from .ledger.models import (
     Donation,
@@ -66,8 +72,80 @@ def seed(supporters: int = 120, seed_value: int = 7) -> int:
                 added += _gift(person, campaign.id, amount, currency, Frequency.ONE_OFF, start, article)
                 start = min(now, start + timedelta(days=rng.randint(20, 120)))
     db.session.flush()
+    added += _ab_test(campaign, now, rng)
+    db.session.flush()
     _pay_out(now)
     return added
+
+
+#: The demo articles' ``<meta>`` facts, as the embed would report them: section, author, title.
+ARTICLE_META = {
+    ARTICLES[0]: ("Local life", "A. Reporter", "How the river towns rebuilt their libraries"),
+    ARTICLES[1]: ("Politics", "B. Writer", "What the council's budget means for you"),
+    ARTICLES[2]: ("Education", "C. Correspondent", "School meals, one year on"),
+    ARTICLES[3]: ("Local life", "A. Reporter", "The bridge repairs, explained"),
+}
+#: The demo test: "b" asks more urgently and converts a little better, as a test might find.
+AB_RATES = {"a": 0.004, "b": 0.006}
+AB_DAYS = 28
+
+
+def _ab_test(campaign: Campaign, now: datetime, rng: random.Random) -> int:
+    """Four weeks of the default campaign's A/B test: variant "b" beside the control, daily impressions and
+    clicks per variant and article (aggregated as the counting endpoint writes them), and the gifts the ask
+    produced, each with its checkout attempt, variant and article. Bulk inserts: seed-demo stays fast."""
+    if campaign.variant("b") is None:
+        campaign.variants.append(CampaignVariant(
+            key="b", name="Urgent", weight=1, headline="Before you go: keep local news free for everyone"))
+        db.session.flush()
+    articles = {}
+    for url, (section, author, title) in ARTICLE_META.items():
+        articles[url] = article_id_for(url)
+        row = db.session.get(Article, articles[url])
+        row.section, row.author, row.title = section, author, title
+    counts, attempts, donations, added = [], [], [], 0
+    for days_ago in range(AB_DAYS - 1, -1, -1):
+        day = (now - timedelta(days=days_ago)).date()
+        for key, rate in AB_RATES.items():
+            variant = campaign.variant(key)
+            for url, article_id in articles.items():
+                impressions = rng.randint(60, 160)
+                counts.append({"day": day, "campaign_id": campaign.id, "variant_id": variant.id,
+                               "article_id": article_id, "impressions": impressions,
+                               "clicks": sum(rng.random() < 0.04 for _ in range(impressions))})
+                for _ in range(sum(rng.random() < rate for _ in range(impressions))):
+                    paid_at = min(now, datetime.combine(day, time(rng.randint(6, 22), rng.randint(0, 59)),
+                                                        timezone.utc))
+                    added += _ask_gift(added, campaign, variant, url, article_id, paid_at, rng)
+    db.session.execute(insert(AskCount), counts)
+    return added
+
+
+def _ask_gift(n, campaign, variant, url, article_id, paid_at, rng) -> int:
+    """One gift from the ask, booked as the checkout would: an attempt, a supporter, a donation naming the
+    variant and article; a monthly one also starts its recurring gift (its next payment still to come)."""
+    person = Supporter(email=f"ask-demo{n}@example.net", name=f"{rng.choice(NAMES)} Ask{n}")
+    db.session.add(person)
+    currency = rng.choices(["EUR", "USD", "GBP"], weights=[6, 2, 2])[0]
+    monthly = rng.random() < 0.3
+    frequency = Frequency.MONTHLY if monthly else Frequency.ONE_OFF
+    amount = rng.choice([500, 1000]) if monthly else rng.choice([1000, 2500, 5000])
+    attempt = CheckoutAttempt(id=str(uuid.uuid4()), campaign_id=campaign.id, email=person.email, name=person.name,
+                              amount=amount, currency=currency, frequency=frequency, article_url=url,
+                              variant_id=variant.id, article_id=article_id, gateway="sandbox",
+                              status=AttemptStatus.COMPLETED, created_at=paid_at)
+    db.session.add(attempt)
+    recurring = None
+    if monthly:
+        recurring = RecurringDonation(
+            supporter=person, campaign_id=campaign.id, attempt_id=attempt.id, amount=amount, currency=currency,
+            frequency=frequency, status=RecurringStatus.ACTIVE, article_url=url, variant_id=variant.id,
+            article_id=article_id, stripe_subscription_id=f"sub_askdemo_{attempt.id[:8]}", created_at=paid_at,
+            current_period_end=paid_at + timedelta(days=30))
+        db.session.add(recurring)
+    return _gift(person, campaign.id, amount, currency, frequency, paid_at, url, recurring=recurring,
+                 invoice=f"in_askdemo_{attempt.id[:8]}" if monthly else None, attempt_id=attempt.id,
+                 variant_id=variant.id, article_id=article_id)
 
 
 def _pay_out(now: datetime) -> None:
@@ -105,13 +183,14 @@ def _balance(donation: Donation) -> dict:
             "source": f"ch_demo_{donation.id}"}
 
 
-def _gift(person, campaign_id, amount, currency, frequency, paid_at, article, recurring=None, invoice=None) -> int:
+def _gift(person, campaign_id, amount, currency, frequency, paid_at, article, recurring=None, invoice=None,
+          **attribution) -> int:
     donation = Donation(
         supporter=person, campaign_id=campaign_id, amount=amount, currency=currency, frequency=frequency,
         status=DonationStatus.SUCCEEDED, article_url=article, paid_at=paid_at, created_at=paid_at,
         recurring_donation=recurring, stripe_invoice_id=invoice,
         stripe_subscription_id=recurring.stripe_subscription_id if recurring else None,
-        receipt_number=next_receipt_number(paid_at.year),
+        receipt_number=next_receipt_number(paid_at.year), **attribution,
     )
     db.session.add(donation)
     return 1

@@ -8,7 +8,15 @@ from flask import current_app
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..campaigns.models import Campaign
+from ..campaigns.models import (
+    Allocation,
+    Campaign,
+    CampaignTranslation,
+    CampaignVariant,
+    GoalPeriod,
+    Placement,
+)
+from ..campaigns.operations import DEFAULT_SLUG
 from ..extensions import db
 from ..ledger.models import (
     Dispute,
@@ -239,6 +247,117 @@ def update_campaign(campaign: Campaign, *, headline: str, body: str, button_labe
              "default_frequency": default_frequency.value, "presets": presets}
     audit("campaign.edit", "campaign", campaign.id,
           changed={k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]})
+
+
+def _jsonable(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (Frequency, Placement, Allocation, GoalPeriod)):
+        return value.value
+    return value
+
+
+def _apply(obj, values: dict) -> dict:
+    """Set ``values`` on ``obj``; returns what changed, {field: {"from": …, "to": …}}, for the audit log."""
+    changed = {}
+    for name, value in values.items():
+        before = getattr(obj, name)
+        if _jsonable(before) != _jsonable(value):
+            changed[name] = {"from": _jsonable(before), "to": _jsonable(value)}
+            setattr(obj, name, value)
+    return changed
+
+
+#: A new campaign's copy when there is no default campaign to start from.
+FALLBACK_COPY = {
+    "headline": "Support independent journalism",
+    "body": "{publication} is funded by its readers. Give what you can.",
+    "button_label": "Donate",
+    "presets": {},
+    "default_frequency": Frequency.MONTHLY,
+}
+
+
+def create_campaign(*, slug: str, name: str, language: str) -> Campaign:
+    """A new campaign, inactive until staff switch it on (so that a half-made ask never reaches readers),
+    with the default campaign's copy and presets to start from, and its control variant."""
+    if db.session.scalar(select(Campaign.id).where(Campaign.slug == slug)) is not None:
+        raise StaffActionError(f"A campaign with the slug {slug!r} exists.")
+    template = db.session.scalars(select(Campaign).where(Campaign.slug == DEFAULT_SLUG)).one_or_none()
+    copy = ({"headline": template.headline, "body": template.body, "button_label": template.button_label,
+             "presets": template.presets, "default_frequency": template.default_frequency,
+             "default_currency": template.default_currency} if template else FALLBACK_COPY)
+    campaign = Campaign(slug=slug, name=name, language=language, active=False, **copy)
+    db.session.add(campaign)
+    db.session.flush()
+    audit("campaign.create", "campaign", campaign.id, slug=slug, name=name, language=language)
+    return campaign
+
+
+def update_campaign_settings(campaign: Campaign, **values) -> None:
+    """Save where, when and how a campaign shows (schedule, goal, rules, placement, cap, allocation); live at
+    once. The form has checked every value; a campaign without a goal amount has no goal currency either."""
+    if values.get("goal_amount") is None:
+        values["goal_currency"] = None
+    changed = _apply(campaign, values)
+    if changed:
+        audit("campaign.settings", "campaign", campaign.id, changed=changed)
+
+
+class DuplicateVariantKey(StaffActionError):
+    """The campaign has a variant with this key already."""
+
+
+def _check_variant_key(campaign: Campaign, key: str) -> None:
+    if campaign.variant(key) is not None:
+        raise DuplicateVariantKey(f"This campaign has a variant {key!r} already.")
+
+
+def create_variant(campaign: Campaign, *, key: str, **values) -> CampaignVariant:
+    """A new variant of ``campaign``; its key is fixed from now on (it travels in counts and donation links)."""
+    _check_variant_key(campaign, key)
+    variant = CampaignVariant(campaign=campaign, key=key, **values)
+    db.session.add(variant)
+    db.session.flush()
+    audit("variant.create", "campaign_variant", variant.id, campaign_id=campaign.id, key=key,
+          **{name: _jsonable(value) for name, value in values.items()})
+    return variant
+
+
+def update_variant(variant: CampaignVariant, **values) -> None:
+    """Save a variant's settings and copy overrides. A campaign keeps at least one active variant, so that
+    every impression and gift can name one."""
+    if not values.get("active", True) and variant.active and not [
+            v for v in variant.campaign.variants if v.active and v.id != variant.id]:
+        raise StaffActionError("A campaign needs at least one active variant: activate another one first.")
+    changed = _apply(variant, values)
+    if changed:
+        audit("variant.edit", "campaign_variant", variant.id, campaign_id=variant.campaign_id, key=variant.key,
+              changed=changed)
+
+
+TRANSLATED = ("headline", "body", "button_label", "thank_you")
+
+
+def save_translation(variant: CampaignVariant, locale: str, **texts: str | None) -> CampaignTranslation | None:
+    """Save a variant's copy in ``locale``; empty texts fall back (see CampaignTranslation). With every text
+    empty the translation is removed. Returns the translation, or None when removed (or never made)."""
+    texts = {name: (texts.get(name) or "").strip() or None for name in TRANSLATED}
+    found = next((t for t in variant.translations if t.locale == locale), None)
+    if not any(texts.values()):
+        if found is not None:
+            variant.translations.remove(found)
+            audit("translation.delete", "campaign_variant", variant.id, campaign_id=variant.campaign_id,
+                  locale=locale, was={name: getattr(found, name) for name in TRANSLATED})
+        return None
+    if found is None:
+        found = CampaignTranslation(variant=variant, locale=locale)
+        db.session.add(found)
+    changed = _apply(found, texts)
+    if changed:
+        audit("translation.edit", "campaign_variant", variant.id, campaign_id=variant.campaign_id, locale=locale,
+              changed=changed)
+    return found
 
 
 # -- users -----------------------------------------------------------------------------------------

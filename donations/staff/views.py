@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from flask import (
     Blueprint,
@@ -23,8 +23,11 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..accounts.operations import NotAllowed, cancel
-from ..campaigns.models import Campaign
+from ..campaigns.experiments import allocation, variant_stats
+from ..campaigns.goals import progress
+from ..campaigns.models import Allocation, Campaign, CampaignVariant, GoalPeriod, Placement
 from ..campaigns.operations import ask_view
+from ..db import now_utc
 from ..extensions import db, limiter
 from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
 from ..mail.models import EmailStatus, OutboxEmail
@@ -36,7 +39,19 @@ from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
 from ..reports.registry import kinds as export_kinds
 from . import auth, charts
 from . import operations as ops
-from .forms import ActionForm, CampaignForm, ExportForm, LoginForm, RefundForm, UserChangeForm, UserForm
+from .forms import (
+    ActionForm,
+    CampaignCreateForm,
+    CampaignForm,
+    CampaignSettingsForm,
+    ExportForm,
+    LoginForm,
+    RefundForm,
+    TranslationForm,
+    UserChangeForm,
+    UserForm,
+    VariantForm,
+)
 from .models import AuditEntry, Role, StaffUser
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -233,17 +248,43 @@ def refund(donation_id: int):
 @bp.get("/campaigns")
 @auth.require("campaigns.read")
 def campaigns():
-    return render_template("staff/campaigns.html", campaigns=_campaigns())
+    return _campaigns_page(CampaignCreateForm(formdata=None))
+
+
+@bp.post("/campaigns")
+@auth.require("campaigns.write")
+def create_campaign():
+    """A new campaign (slug, name, language); it starts inactive, with the default campaign's copy."""
+    form = CampaignCreateForm()
+    if form.validate_on_submit():
+        try:
+            item = ops.create_campaign(slug=form.slug.data, name=form.name.data.strip(), language=form.language.data)
+        except ops.StaffActionError as exc:
+            form.slug.errors = [str(exc)]
+        else:
+            db.session.commit()
+            flash("Campaign created. It shows to readers once you make it active.", "info")
+            return redirect(url_for("staff.campaign", campaign_id=item.id), code=303)
+    return _campaigns_page(form, status=400)
+
+
+def _campaigns_page(form, status=200):
+    return render_template("staff/campaigns.html", campaigns=_campaigns(), form=form,
+                           can_edit=current_user.role in auth.PERMISSIONS["campaigns.write"]), status
 
 
 @bp.get("/campaigns/<int(max=2147483647):campaign_id>")
 @auth.require("campaigns.read")
 def campaign(campaign_id: int):
     item = db.get_or_404(Campaign, campaign_id)
-    form = CampaignForm(obj=item, default_frequency=item.default_frequency.value)
+    return _campaign_page(item)
+
+
+def _copy_form(item: Campaign):
+    form = CampaignForm(formdata=None, obj=item, default_frequency=item.default_frequency.value)
     preset_text = {_preset_field(f, c): ", ".join(Money(a, c).major_str() for a in item.preset_amounts(f, c))
                    for f in Frequency for c in current_app.config["CURRENCIES"]}
-    return _campaign_page(item, form, preset_text, ask_view(item, "en"))
+    return form, preset_text
 
 
 @bp.post("/campaigns/<int(max=2147483647):campaign_id>")
@@ -252,17 +293,14 @@ def save_campaign(campaign_id: int):
     """Save the ask, or (action=preview) show it with the typed copy without saving."""
     item = db.get_or_404(Campaign, campaign_id)
     form = CampaignForm()
-    currencies = current_app.config["CURRENCIES"]
-    preset_text = {_preset_field(f, c): (request.form.get(_preset_field(f, c)) or "")[:200]
-                   for f in Frequency for c in currencies}
+    preset_text = _typed_presets()
     preview = ask_view(item, "en")
     if not form.validate_on_submit():
-        return _campaign_page(item, form, preset_text, preview, status=400)
+        return _campaign_page(item, form=form, preset_text=preset_text, preview=preview, status=400)
     try:
-        presets = {f.value: {c: ops.parse_presets(preset_text[_preset_field(f, c)], c) for c in currencies}
-                   for f in Frequency}
+        presets = _parse_preset_fields(preset_text, every=True)
     except ops.StaffActionError as exc:
-        return _campaign_page(item, form, preset_text, preview, error=str(exc), status=400)
+        return _campaign_page(item, form=form, preset_text=preset_text, preview=preview, error=str(exc), status=400)
     values = dict(headline=form.headline.data, body=form.body.data, button_label=form.button_label.data,
                   thank_you=form.thank_you.data, default_frequency=Frequency(form.default_frequency.data),
                   presets=presets)
@@ -275,22 +313,203 @@ def save_campaign(campaign_id: int):
             presets={f: [{"amount": a, "major": Money(a, currency).major_str(), "label": Money(a, currency).format()}
                          for a in presets[f].get(currency, [])] for f in presets},
         )
-        return _campaign_page(item, form, preset_text, preview)
+        return _campaign_page(item, form=form, preset_text=preset_text, preview=preview)
     ops.update_campaign(item, **values)
     db.session.commit()
     flash("Saved. The ask shows the new copy everywhere now.", "info")
     return redirect(url_for("staff.campaign", campaign_id=campaign_id), code=303)
 
 
+def _typed_presets() -> dict[str, str]:
+    return {_preset_field(f, c): (request.form.get(_preset_field(f, c)) or "")[:200]
+            for f in Frequency for c in current_app.config["CURRENCIES"]}
+
+
+def _parse_preset_fields(preset_text: dict[str, str], every: bool) -> dict[str, dict[str, list[int]]]:
+    """The preset fields in minor units: every frequency and currency (a campaign), or only those filled in
+    (a variant's overrides)."""
+    presets: dict[str, dict[str, list[int]]] = {}
+    for f in Frequency:
+        for c in current_app.config["CURRENCIES"]:
+            text = preset_text[_preset_field(f, c)]
+            if every or text.strip():
+                presets.setdefault(f.value, {})[c] = ops.parse_presets(text, c)
+    return presets
+
+
 def _preset_field(frequency: Frequency, currency: str) -> str:
     return f"presets_{frequency.value}_{currency}"
 
 
-def _campaign_page(item, form, preset_text, preview, error=None, status=200):
-    return render_template("staff/campaign.html", campaign=item, form=form, preset_text=preset_text,
-                           currencies=current_app.config["CURRENCIES"], frequencies=list(Frequency), error=error,
-                           ask=preview, donate_url="#", preset_field=_preset_field,
-                           can_edit=current_user.role in auth.PERMISSIONS["campaigns.write"]), status
+def _settings_form(item: Campaign) -> CampaignSettingsForm:
+    def local(value):  # a datetime-local field's text, in UTC
+        return value.strftime("%Y-%m-%dT%H:%M") if value else ""
+
+    goal = Money(item.goal_amount, item.goal_currency).major_str() if item.goal_amount and item.goal_currency else ""
+    # As data, not obj=: WTForms prefers an object's attributes to keyword values, and the form wants text.
+    return CampaignSettingsForm(formdata=None, data=dict(
+        name=item.name, language=item.language, active=item.active, priority=item.priority,
+        starts_at=local(item.starts_at), ends_at=local(item.ends_at), goal_amount=goal,
+        goal_currency=item.goal_currency or current_app.config["CURRENCIES"][0], goal_period=item.goal_period.value,
+        sections="\n".join(item.sections), url_patterns="\n".join(item.url_patterns),
+        languages="\n".join(item.languages), hide_from_supporters=item.hide_from_supporters,
+        placement=item.placement.value, after_paragraph=item.after_paragraph, cap_views=item.cap_views,
+        cap_days=item.cap_days, allocation=item.allocation.value, allocation_floor=item.allocation_floor))
+
+
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/settings")
+@auth.require("campaigns.write")
+def save_campaign_settings(campaign_id: int):
+    """Schedule, goal, rules, placement, frequency cap, allocation and priority; live at once."""
+    item = db.get_or_404(Campaign, campaign_id)
+    form = CampaignSettingsForm()
+    if not form.validate_on_submit():
+        return _campaign_page(item, settings_form=form, status=400)
+    v = form.values
+    ops.update_campaign_settings(
+        item, name=form.name.data.strip(), language=form.language.data, active=form.active.data,
+        starts_at=v["starts_at"], ends_at=v["ends_at"], priority=form.priority.data, goal_amount=v["goal_amount"],
+        goal_currency=form.goal_currency.data, goal_period=GoalPeriod(form.goal_period.data),
+        sections=v["sections"], url_patterns=v["url_patterns"], languages=v["languages"],
+        hide_from_supporters=form.hide_from_supporters.data, placement=Placement(form.placement.data),
+        after_paragraph=form.after_paragraph.data, cap_views=form.cap_views.data, cap_days=form.cap_days.data,
+        allocation=Allocation(form.allocation.data), allocation_floor=form.allocation_floor.data)
+    db.session.commit()
+    flash("Settings saved.", "info")
+    return redirect(url_for("staff.campaign", campaign_id=campaign_id), code=303)
+
+
+def _variant_values(form: VariantForm) -> dict:
+    """The variant form's values for the operation; empty overrides are None (the campaign's own)."""
+    return dict(
+        name=form.name.data.strip(), weight=form.weight.data, active=form.active.data,
+        headline=(form.headline.data or "").strip() or None, body=(form.body.data or "").strip() or None,
+        button_label=(form.button_label.data or "").strip() or None,
+        default_frequency=Frequency(form.default_frequency.data) if form.default_frequency.data else None,
+        placement=Placement(form.placement.data) if form.placement.data else None,
+        after_paragraph=form.after_paragraph.data)
+
+
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/variants")
+@auth.require("campaigns.write")
+def create_variant(campaign_id: int):
+    """A new variant: key, name, weight, copy overrides, presets overrides, frequency and placement."""
+    item = db.get_or_404(Campaign, campaign_id)
+    form = VariantForm()
+    preset_text = _typed_presets()
+    error = None
+    if form.validate_on_submit():
+        try:
+            presets = _parse_preset_fields(preset_text, every=False) or None
+            variant = ops.create_variant(item, key=form.key.data, presets=presets, **_variant_values(form))
+        except ops.DuplicateVariantKey as exc:
+            form.key.errors = [str(exc)]
+        except ops.StaffActionError as exc:
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash(f"Variant {variant.key} added.", "info")
+            return redirect(url_for("staff.variant", campaign_id=campaign_id, variant_id=variant.id), code=303)
+    return _campaign_page(item, variant_form=form, variant_presets=preset_text, variant_error=error, status=400)
+
+
+def _variant_or_404(campaign_id: int, variant_id: int) -> CampaignVariant:
+    variant = db.get_or_404(CampaignVariant, variant_id)
+    if variant.campaign_id != campaign_id:
+        abort(404)
+    return variant
+
+
+@bp.get("/campaigns/<int(max=2147483647):campaign_id>/variants/<int(max=2147483647):variant_id>")
+@auth.require("campaigns.read")
+def variant(campaign_id: int, variant_id: int):
+    return _variant_page(_variant_or_404(campaign_id, variant_id))
+
+
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/variants/<int(max=2147483647):variant_id>")
+@auth.require("campaigns.write")
+def save_variant(campaign_id: int, variant_id: int):
+    """Save a variant (its key stays as it is: it travels in counts and donation links), or deactivate it."""
+    item = _variant_or_404(campaign_id, variant_id)
+    form = VariantForm()
+    del form.key
+    preset_text = _typed_presets()
+    if not form.validate_on_submit():
+        return _variant_page(item, form=form, preset_text=preset_text, status=400)
+    try:
+        presets = _parse_preset_fields(preset_text, every=False) or None
+        ops.update_variant(item, presets=presets, **_variant_values(form))
+    except ops.StaffActionError as exc:  # raised before anything is changed
+        return _variant_page(item, form=form, preset_text=preset_text, error=str(exc), status=400)
+    db.session.commit()
+    flash(f"Variant {item.key} saved.", "info")
+    return redirect(url_for("staff.variant", campaign_id=campaign_id, variant_id=variant_id), code=303)
+
+
+@bp.post("/campaigns/<int(max=2147483647):campaign_id>/variants/<int(max=2147483647):variant_id>/translations")
+@auth.require("campaigns.write")
+def save_translation(campaign_id: int, variant_id: int):
+    """A variant's copy in one language; all fields empty removes that translation."""
+    item = _variant_or_404(campaign_id, variant_id)
+    form = TranslationForm()
+    if not form.validate_on_submit():
+        return _variant_page(item, translation_form=form, status=400)
+    ops.save_translation(item, form.locale.data, headline=form.headline.data, body=form.body.data,
+                         button_label=form.button_label.data, thank_you=form.thank_you.data)
+    db.session.commit()
+    flash(f"The {form.locale.data} copy of variant {item.key} is saved.", "info")
+    return redirect(url_for("staff.variant", campaign_id=campaign_id, variant_id=variant_id), code=303)
+
+
+def _variant_page(item: CampaignVariant, form=None, preset_text=None, translation_form=None, error=None, status=200):
+    if form is None:
+        form = VariantForm(formdata=None, data=dict(
+            name=item.name, weight=item.weight, active=item.active, headline=item.headline or "",
+            body=item.body or "", button_label=item.button_label or "",
+            default_frequency=item.default_frequency.value if item.default_frequency else "",
+            placement=item.placement.value if item.placement else "", after_paragraph=item.after_paragraph))
+        del form.key
+    if preset_text is None:
+        preset_text = {_preset_field(f, c): ", ".join(
+            Money(a, c).major_str() for a in (item.presets or {}).get(f.value, {}).get(c, []))
+            for f in Frequency for c in current_app.config["CURRENCIES"]}
+    return render_template(
+        "staff/campaign_variant.html", campaign=item.campaign, variant=item, form=form, preset_text=preset_text,
+        translation_form=translation_form or TranslationForm(formdata=None), error=error,
+        currencies=current_app.config["CURRENCIES"], frequencies=list(Frequency), preset_field=_preset_field,
+        can_edit=current_user.role in auth.PERMISSIONS["campaigns.write"]), status
+
+
+def _stats_range() -> tuple[date, date]:
+    """The A/B table's days (UTC), from ?from= and ?to=; the last 30 days by default."""
+    today = datetime.now(timezone.utc).date()
+    start, end = _date_arg("from") or today - timedelta(days=29), _date_arg("to") or today
+    return (end, start) if start > end else (start, end)
+
+
+def _embed_snippet(item: Campaign) -> str:
+    """The tag a publisher pastes into the article template (escaped by the template when shown)."""
+    src = current_app.config["PUBLIC_URL"] + url_for("campaigns.embed_script")
+    after = f' data-after-paragraph="{item.after_paragraph}"' if item.after_paragraph else ""
+    return f'<script src="{src}" data-campaign="{item.slug}" data-selector="article"{after} async></script>'
+
+
+def _campaign_page(item, *, form=None, preset_text=None, preview=None, error=None, settings_form=None,
+                   variant_form=None, variant_presets=None, variant_error=None, status=200):
+    if form is None:
+        form, preset_text = _copy_form(item)
+    start, end = _stats_range()
+    return render_template(
+        "staff/campaign.html", campaign=item, form=form, preset_text=preset_text,
+        currencies=current_app.config["CURRENCIES"], frequencies=list(Frequency), error=error,
+        ask=preview or ask_view(item, "en"), donate_url="#", preset_field=_preset_field,
+        settings=settings_form or _settings_form(item),
+        variant_form=variant_form or VariantForm(formdata=None),
+        variant_presets=variant_presets or {_preset_field(f, c): "" for f in Frequency
+                                            for c in current_app.config["CURRENCIES"]},
+        variant_error=variant_error, goal=progress(item, now_utc()), snippet=_embed_snippet(item),
+        stats=variant_stats(item, start, end), stats_from=start, stats_to=end, shares=allocation(item),
+        can_edit=current_user.role in auth.PERMISSIONS["campaigns.write"]), status
 
 
 @bp.get("/emails")

@@ -11,6 +11,7 @@ from flask import url_for
 
 from sqlalchemy import select
 
+from donations.campaigns.models import CampaignVariant
 from donations.extensions import db
 from donations.mail.models import EmailStatus, OutboxEmail
 from donations.ledger.models import Donation, Frequency, Payout, RecurringDonation, RecurringStatus
@@ -63,6 +64,12 @@ ROUTES = [
     Route("GET", "staff.campaign", "/staff/campaigns/{campaign}"),
     Route("GET", "staff.articles", "/staff/articles"),
     Route("POST", "staff.save_campaign", "/staff/campaigns/{campaign}"),
+    Route("POST", "staff.create_campaign", "/staff/campaigns"),
+    Route("POST", "staff.save_campaign_settings", "/staff/campaigns/{campaign}/settings"),
+    Route("POST", "staff.create_variant", "/staff/campaigns/{campaign}/variants"),
+    Route("GET", "staff.variant", "/staff/campaigns/{campaign}/variants/{variant}"),
+    Route("POST", "staff.save_variant", "/staff/campaigns/{campaign}/variants/{variant}"),
+    Route("POST", "staff.save_translation", "/staff/campaigns/{campaign}/variants/{variant}/translations"),
     Route("GET", "staff.outbox", "/staff/emails"),
     Route("POST", "staff.resend_email", "/staff/emails/{email}/resend"),
     Route("GET", "staff.audit_log", "/staff/audit"),
@@ -114,6 +121,9 @@ def world(client) -> dict:
         ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id,
                "payout": "po_matrix", "statement": statement.id, "email": receipt.id}
     ids["campaign"] = default_campaign_id(app)
+    with in_app(app):
+        ids["variant"] = db.session.scalars(select(CampaignVariant.id).where(
+            CampaignVariant.campaign_id == ids["campaign"], CampaignVariant.key == "a")).one()
     ids["user"] = make_user(app, "staff", "target@example.org")[0]
     ids["kind"] = "weekly_supporters"
     accountant = make_user(app, "accountant", "exporter@example.org")[0]
@@ -134,6 +144,13 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
         "staff.cancel_recurring": {"when": "period_end"},
         "staff.refund": {"amount": "1.00", "token": new_token()},
         "staff.save_campaign": campaign_form(app, world["campaign"], headline=f"Edited by {role}"),
+        "staff.create_campaign": {"slug": f"new-{role}", "name": f"New by {role}", "language": "en"},
+        "staff.save_campaign_settings": {"name": f"Edited by {role}", "language": "en", "active": "y",
+                                         "priority": "0", "goal_currency": "EUR", "goal_period": "month",
+                                         "placement": "inline", "allocation": "split", "allocation_floor": "10"},
+        "staff.create_variant": {"key": role[:16], "name": f"By {role}", "weight": "1", "active": "y"},
+        "staff.save_variant": {"name": f"Control, edited by {role}", "weight": "1", "active": "y"},
+        "staff.save_translation": {"locale": "de", "headline": f"Von {role}"},
         "staff.create_user": {"email": f"new-{role}@example.org", "role": "staff", "password": "a" * 16},
         "staff.change_user": {"role": "accountant", "active": "1"},
         "staff.close": {"through": "2026-01-31"},
@@ -231,6 +248,11 @@ def status_of(client, world, role: str, method: str, endpoint: str) -> int:
 @pytest.mark.parametrize("method, endpoint", [
     ("POST", "staff.refund"),
     ("POST", "staff.save_campaign"),
+    ("POST", "staff.create_campaign"),
+    ("POST", "staff.save_campaign_settings"),
+    ("POST", "staff.create_variant"),
+    ("POST", "staff.save_variant"),
+    ("POST", "staff.save_translation"),
     ("POST", "staff.resend_receipt"),
     ("POST", "staff.cancel_recurring"),
     ("GET", "staff.users"),
@@ -305,7 +327,7 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
-    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "user": 5, "payout": "po_1",
+    world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "variant": 9, "user": 5, "payout": "po_1",
              "kind": "weekly_supporters", "statement": 6, "job": 7, "email": 8}
     with app.test_request_context():
         for r in ROUTES:
