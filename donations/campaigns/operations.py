@@ -80,14 +80,15 @@ def embed_locale(value: str | None) -> str:
     return "en"
 
 
-def _translation(variant: CampaignVariant | None, locale: str) -> CampaignTranslation | None:
-    """The variant's translation for ``locale``: the exact locale first, then its primary language
-    (a reader in ``de_AT`` gets the ``de`` copy)."""
+def _translations(variant: CampaignVariant | None, locale: str) -> list[CampaignTranslation]:
+    """The variant's translations for ``locale``: the exact locale first, then its primary language (a reader
+    in ``de_AT`` gets the ``de`` copy; one in ``de_CH`` gets ``de_CH`` where it says something, else ``de``)."""
     if variant is None:
-        return None
+        return []
     by_locale = {translation.locale.replace("-", "_").lower(): translation for translation in variant.translations}
     wanted = locale.replace("-", "_").lower()
-    return by_locale.get(wanted) or by_locale.get(primary_language(wanted))
+    keys = dict.fromkeys([wanted, primary_language(wanted)])
+    return [by_locale[key] for key in keys if key in by_locale]
 
 
 def resolve_copy(campaign: Campaign, variant: CampaignVariant, locale: str) -> dict[str, str]:
@@ -98,14 +99,15 @@ def resolve_copy(campaign: Campaign, variant: CampaignVariant, locale: str) -> d
     as en_GB); for a reader in another language the control's translation comes first, since copy in the
     reader's language beats the variant's wording in another. Last, the campaign's own copy."""
     control = campaign.variant(CONTROL_KEY)
-    own_translation = _translation(variant, locale)
-    control_translation = _translation(control, locale) if control is not variant else None
+    own_translations = _translations(variant, locale)
+    control_translations = _translations(control, locale) if control is not variant else []
     same_language = primary_language(locale) == primary_language(campaign.language)
     copy = {}
     for field in ("headline", "body", "button_label", "thank_you"):
-        own = getattr(variant, field, None)  # a variant has no thank-you of its own
-        translated = [getattr(own_translation, field, None), getattr(control_translation, field, None)]
-        chain = [translated[0], own, translated[1]] if same_language else [*translated, own]
+        own = [getattr(variant, field, None)]  # a variant has no thank-you of its own
+        mine = [getattr(translation, field) for translation in own_translations]
+        control_copy = [getattr(translation, field) for translation in control_translations]
+        chain = mine + own + control_copy if same_language else mine + control_copy + own
         copy[field] = next((text for text in chain if text), getattr(campaign, field))
     copy["body"] = copy["body"].replace("{publication}", current_app.config["PUBLICATION_NAME"])
     return copy
