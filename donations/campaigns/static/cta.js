@@ -89,7 +89,7 @@
   var CSS = ":host{all:initial;display:block}.ask{font:16px/1.5 system-ui,sans-serif;color:#1d1d1f;background:#fff;" +
     "border:1px solid #dcd8cf;border-top:4px solid #0b5cad;border-radius:8px;padding:1.25rem;margin:1.5rem 0;position:relative}" +
     "h2{font-size:1.3rem;margin:0 2rem .5rem 0}p{margin:0 0 1rem}fieldset{border:0;padding:0;margin:0 0 1rem;display:flex;flex-wrap:wrap;gap:.5rem}" +
-    "legend{font-weight:600;margin-bottom:.4rem}label{border:1px solid #9a968c;border-radius:6px;padding:.35rem .75rem;cursor:pointer}" +
+    "legend{font-weight:600;margin-bottom:.4rem}label{display:inline-flex;gap:.35rem;align-items:center;border:1px solid #9a968c;border-radius:6px;padding:.35rem .75rem;cursor:pointer}" +
     "button{font:inherit;font-weight:600;background:#0b5cad;color:#fff;border:0;border-radius:6px;padding:.6rem 1.2rem;cursor:pointer}" +
     ".close{position:absolute;top:.5rem;right:.5rem;background:none;color:#1d1d1f;padding:.2rem .6rem;font-size:1.4rem}" +
     "a{margin-left:1rem;color:#0b5cad}progress{width:100%;height:.6rem;accent-color:#0b5cad}" +
@@ -112,10 +112,10 @@
     presets.forEach(function (p, i) {
       var radio = el("input", { type: "radio", name: "amount", value: p.major });
       if (i === Math.min(1, presets.length - 1)) radio.checked = true;
-      amounts.appendChild(el("label", {}, [radio, document.createTextNode(" " + p.label)]));
+      amounts.appendChild(el("label", {}, [radio, el("span", { text: p.label })]));
     });
     amounts.appendChild(el("label", {}, [el("input", { type: "radio", name: "amount", value: "other" }),
-      document.createTextNode(" " + labels.other)]));
+      el("span", { text: labels.other })]));
     form.appendChild(amounts);
     form.appendChild(el("button", { type: "submit", text: v.button_label }));
     if (v.default_frequency === "one_off") {
