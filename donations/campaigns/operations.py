@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency
@@ -64,6 +65,7 @@ def primary_language(locale: str) -> str:
     return locale.replace("-", "_").split("_")[0].lower()
 
 
+@lru_cache(maxsize=1024)  # on every article view; Babel reads its data files to know a locale
 def embed_locale(value: str | None) -> str:
     """The Babel locale identifier for a page's ``lang`` (``de-AT`` -> ``de_AT``): the locale itself when
     Babel knows it, else its primary language, else ``en`` (a page in a language we have no data for still

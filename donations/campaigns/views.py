@@ -104,12 +104,12 @@ def embed_campaigns():
         response.status_code = 400
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
-    response = Response(body, mimetype="application/json")
-    response.cache_control.public = True
-    response.cache_control.max_age = 60
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.set_etag(etag)
-    return response.make_conditional(request)
+    # Headers as plain strings and the conditional check by hand: werkzeug's helpers for both cost more than
+    # the rest of this view, which runs on every article view that no CDN answers.
+    headers = {"Cache-Control": "public, max-age=60", "ETag": f'"{etag}"', "Access-Control-Allow-Origin": "*"}
+    if request.if_none_match.contains_weak(etag):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
 
 
 @bp.get("/embed/cta/<slug>.html")
