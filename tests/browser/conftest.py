@@ -22,9 +22,12 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SCHEMA = "browser_tests"
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def skip_without_chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)",
+                    allow_module_level=True)
 
 
 @dataclass
@@ -151,6 +154,8 @@ def campaigns(live_app):
 
 @pytest.fixture(scope="session")
 def browser():
+    skip_without_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         yield browser

@@ -8,6 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from donations.campaigns.models import Placement
+from tests.browser.conftest import skip_without_chromium
+
+skip_without_chromium()  # before the app and the database are set up for nothing
 
 PARAGRAPHS = 6
 
