@@ -106,6 +106,8 @@ class Config:
         self.PUBLISHER_REGISTRATION = env.get("PUBLISHER_REGISTRATION", "").strip()
         #: MM-DD: from this day each year the scheduler issues statements for the fiscal year that ended before it.
         self.ANNUAL_STATEMENTS_DATE = env.get("ANNUAL_STATEMENTS_DATE", "01-31").strip()
+        #: Each process keeps the embed's campaigns.json this long (seconds), so most article views cost no query.
+        self.EMBED_CACHE_SECONDS = float(env.get("EMBED_CACHE_SECONDS", "5"))
         self.OUTBOX_INTERVAL_SECONDS = int(env.get("OUTBOX_INTERVAL_SECONDS", "5"))
         #: One scheduler acts at a time; others wait as standbys and look for the lock this often.
         self.SCHEDULER_STANDBY_POLL_SECONDS = float(env.get("SCHEDULER_STANDBY_POLL_SECONDS", "10"))
@@ -282,6 +284,7 @@ class TestConfig(Config):
                if not k.startswith(("STRIPE_", "SMTP_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
         env.setdefault("PUBLIC_URL", "http://donations.test")
         env.setdefault("ALLOWED_ORIGINS", "https://publisher.example")
+        env.setdefault("EMBED_CACHE_SECONDS", "0")  # tests change campaigns and look at once
         super().__init__(env, instance_path)
         self.WTF_CSRF_ENABLED = True
         #: No background thread in tests: counts are written by the request, or by counting.flush() itself.

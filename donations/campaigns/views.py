@@ -1,11 +1,15 @@
-"""The ask wherever it appears: the demo article, the embed script, the iframe, the HTML fragment, the JSON."""
+"""The ask wherever it appears: the demo article, the embed script and the campaigns it chooses from, the
+iframe, the HTML fragment, the JSON."""
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from ..checkout.validation import clean_article_url
 from ..web import request_locale
@@ -35,19 +39,77 @@ def article():
 
 
 @lru_cache(maxsize=1)
-def _embed_script() -> bytes:
+def _embed_script() -> tuple[bytes, str]:
     # Read once per process: this runs on every article view of every publisher page.
-    return (Path(bp.static_folder) / "cta.js").read_bytes()
+    script = (Path(bp.static_folder) / "cta.js").read_bytes()
+    return script, hashlib.sha256(script).hexdigest()[:16]
+
+
+@bp.app_template_global()
+def embed_script_url(external: bool = False) -> str:
+    """The embed script's versioned URL (``?v=<content hash>``): cached for a year by browsers and CDNs,
+    and a new URL as soon as the script changes, so a deploy needs no purge."""
+    return url_for("campaigns.embed_script", v=_embed_script()[1], _external=external)
 
 
 @bp.get("/embed/v1/cta.js")
 def embed_script():
-    response = Response(_embed_script(), mimetype="text/javascript")
+    script, version = _embed_script()
+    response = Response(script, mimetype="text/javascript")
     response.cache_control.public = True
-    response.cache_control.max_age = 300
+    if request.args.get("v") == version:
+        # This URL only ever names these bytes.
+        response.cache_control.max_age = 31536000
+        response.cache_control.immutable = True
+    else:
+        # The plain URL (tags pasted into a CMS years ago) or an old version: revalidated every few minutes.
+        response.cache_control.max_age = 300
     response.headers["Access-Control-Allow-Origin"] = "*"  # a public script, like any CDN file
-    response.add_etag()
+    response.set_etag(version)
     return response.make_conditional(request)
+
+
+#: Per process: (app id, locale, currency) -> (expires at, body, etag). campaigns.json is asked for on every
+#: article view; a few seconds of reuse spares the database nearly all of them.
+_embed_cache: dict[tuple[int, str, str | None], tuple[float, bytes, str]] = {}
+
+
+def _campaigns_json(locale: str, currency: str | None) -> tuple[bytes, str]:
+    seconds = current_app.config["EMBED_CACHE_SECONDS"]
+    key = (id(current_app._get_current_object()), locale, currency)
+    now = time.monotonic()
+    cached = _embed_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
+    body = json.dumps(operations.embed_campaigns(locale, currency), separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    if seconds > 0:
+        if len(_embed_cache) > 512:  # locales x currencies bound it already; this keeps stale keys from piling up
+            _embed_cache.clear()
+        _embed_cache[key] = (now + seconds, body, etag)
+    return body, etag
+
+
+@bp.get("/embed/v1/campaigns.json")
+def embed_campaigns():
+    """The campaigns showing now, for the embed script of any page in ``locale``: public and the same for every
+    reader, so browsers, a CDN or nginx may keep it for a minute."""
+    try:
+        locale = operations.embed_locale(request.args.get("locale"))
+        currency = request.args.get("currency") or None
+        body, etag = _campaigns_json(locale, currency.upper() if currency else None)
+    except operations.BadEmbedRequest as exc:
+        response = jsonify(error=str(exc))
+        response.status_code = 400
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+    # Headers as plain strings and the conditional check by hand: werkzeug's helpers for both cost more than
+    # the rest of this view, which runs on every article view that no CDN answers.
+    headers = {"Cache-Control": "public, max-age=60", "ETag": f'"{etag}"', "Access-Control-Allow-Origin": "*"}
+    if request.if_none_match.contains_weak(etag):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
 
 
 @bp.get("/embed/cta/<slug>.html")
