@@ -125,11 +125,13 @@ def ask_view(campaign: Campaign, locale: str, currency: str | None = None,
     currency = currency if currency in currencies else (
         campaign.default_currency if campaign.default_currency in currencies else currencies[0]
     )
-    preset_table = (variant.presets if variant is not None and variant.presets else None) or campaign.presets
+    # A variant's presets override the campaign's per frequency and currency: staff fill in only what differs.
+    overrides = (variant.presets if variant is not None else None) or {}
     presets = {
         frequency.value: [
             {"amount": amount, "major": Money(amount, currency).major_str(), "label": Money(amount, currency).format(locale)}
-            for amount in preset_table.get(frequency.value, {}).get(currency, [])
+            for amount in (overrides.get(frequency.value, {}).get(currency)
+                           or campaign.presets.get(frequency.value, {}).get(currency, []))
         ]
         for frequency in Frequency
     }

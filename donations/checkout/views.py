@@ -49,7 +49,7 @@ def _ask(campaign, variant, currency: str | None) -> dict:
     """What the donation page shows of the ask the reader came from: its copy and preset amounts. The
     ``variant`` (the campaign's active variant from the link, or None) is the one the reader saw; the
     form carries its key through to the attempt."""
-    return campaigns.ask_view(campaign, request_locale(), currency)
+    return campaigns.ask_view(campaign, request_locale(), currency, variant=variant)
 
 
 def _prefill(form: DonationForm) -> None:

@@ -27,6 +27,7 @@ from ..campaigns.experiments import allocation, variant_stats
 from ..campaigns.goals import progress
 from ..campaigns.models import Allocation, Campaign, CampaignVariant, GoalPeriod, Placement
 from ..campaigns.operations import ask_view
+from ..campaigns.views import embed_script_url
 from ..db import now_utc
 from ..extensions import db, limiter
 from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
@@ -489,7 +490,7 @@ def _stats_range() -> tuple[date, date]:
 
 def _embed_snippet(item: Campaign) -> str:
     """The tag a publisher pastes into the article template (escaped by the template when shown)."""
-    src = current_app.config["PUBLIC_URL"] + url_for("campaigns.embed_script")
+    src = current_app.config["PUBLIC_URL"] + embed_script_url()
     after = f' data-after-paragraph="{item.after_paragraph}"' if item.after_paragraph else ""
     return f'<script src="{src}" data-campaign="{item.slug}" data-selector="article"{after} async></script>'
 

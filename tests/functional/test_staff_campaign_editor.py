@@ -4,6 +4,7 @@ text never markup; the campaign page's goal, embed snippet and A/B table."""
 from __future__ import annotations
 
 import html as html_lib
+import re
 from html.parser import HTMLParser
 from datetime import datetime, timezone
 
@@ -335,8 +336,10 @@ def test_the_page_shows_the_goal_the_snippet_and_the_ab_table(client, staff, cam
     html = staff.get(f"/staff/campaigns/{campaign}").get_data(as_text=True)
 
     assert "of €100.00 this month" in html
-    assert ('&lt;script src=&#34;http://donations.test/embed/v1/cta.js&#34; data-campaign=&#34;default&#34; '
-            'data-selector=&#34;article&#34; data-after-paragraph=&#34;3&#34; async&gt;&lt;/script&gt;') in html
+    # The versioned script URL (cached for a year; a new URL when the script changes).
+    assert re.search(r'&lt;script src=&#34;http://donations.test/embed/v1/cta.js\?v=[0-9a-f]{16}&#34; '
+                     r'data-campaign=&#34;default&#34; data-selector=&#34;article&#34; '
+                     r'data-after-paragraph=&#34;3&#34; async&gt;&lt;/script&gt;', html)
     row_b = html[html.index('<tr data-variant="b">'):]
     row_b = row_b[:row_b.index("</tr>")]
     assert "<td>300</td><td>30</td><td>0</td>" in row_b and "10.00 %" in row_b  # click-through
