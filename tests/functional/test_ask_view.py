@@ -1,6 +1,8 @@
 """ask_view: a variant's copy in the reader's language, field by field, and its presets and frequency."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from donations.campaigns.models import Campaign, CampaignTranslation, CampaignVariant
@@ -89,3 +91,12 @@ def test_unknown_variant_key_shows_the_control(campaign):
                                            (None, "en"), ("qq-ZZ", "en"), ("en-XY", "en")])
 def test_embed_locale_is_a_babel_locale_or_its_language_or_english(given, locale):
     assert embed_locale(given) == locale
+
+
+def test_the_donation_page_shows_the_variant_the_reader_came_from(campaign, client):
+    page = client.get("/donate?campaign=test&variant=b&frequency=monthly").get_data(as_text=True)
+    assert "Back us today" in page and "€9.00" in page and "€5.00" not in page
+    assert re.search(r'<input[^>]*name="variant"[^>]*value="b"|<input[^>]*value="b"[^>]*name="variant"', page)
+
+    control = client.get("/donate?campaign=test&frequency=monthly").get_data(as_text=True)
+    assert "Support us" in control and "€5.00" in control and "€9.00" not in control
