@@ -111,8 +111,22 @@ class CampaignCreateForm(FlaskForm):
 PLACEMENTS = [SelectChoice(p.value, p.value) for p in Placement]
 
 
-class CampaignSettingsForm(FlaskForm):
+class _UniqueIds:
+    """Several forms share the campaign and variant pages, with fields of the same names; each form's ids get
+    a prefix (field names stay) so that every label names its own field (and no id is on the page twice)."""
+
+    id_prefix = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self:
+            field.id = field.label.field_id = f"{self.id_prefix}{field.id}"
+
+
+class CampaignSettingsForm(_UniqueIds, FlaskForm):
     """Where, when and how a campaign shows. Times are UTC (the app has no publisher time zone)."""
+
+    id_prefix = "settings-"
 
     name = StringField("Name", validators=[InputRequired("Enter a name."), Length(max=200)])
     language = StringField("Language of the copy", validators=[InputRequired("Enter a language.")])
@@ -209,9 +223,11 @@ class CampaignSettingsForm(FlaskForm):
 VARIANT_KEY = r"^[a-z0-9-]{1,16}$"
 
 
-class VariantForm(FlaskForm):
+class VariantForm(_UniqueIds, FlaskForm):
     """A variant's settings; empty copy, presets, frequency or placement are the campaign's own.
     The preset fields (one per frequency and currency) are added in the view, as on the campaign's form."""
+
+    id_prefix = "variant-"
 
     key = StringField("Key (in the counts and the donation link)", validators=[
         InputRequired("Enter a key."), Regexp(VARIANT_KEY, message="Use 1 to 16 lower-case letters, digits and dashes.")])
@@ -229,8 +245,10 @@ class VariantForm(FlaskForm):
                                    validators=[Optional(), NumberRange(1, 100, "Use a paragraph from 1 to 100.")])
 
 
-class TranslationForm(FlaskForm):
+class TranslationForm(_UniqueIds, FlaskForm):
     """A variant's copy in one more language; empty fields fall back (see CampaignTranslation)."""
+
+    id_prefix = "translation-"
 
     locale = StringField("Language", validators=[InputRequired("Enter a language.")])
     headline = StringField("Headline", validators=[Length(max=200)])

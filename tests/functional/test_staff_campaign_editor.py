@@ -160,7 +160,7 @@ def test_each_bad_setting_is_refused_by_its_field_and_nothing_is_saved(client, s
     response = staff.post(f"/staff/campaigns/{campaign}/settings", settings_form(**overrides))
 
     assert response.status_code == 400
-    assert message in field_error(response.get_data(as_text=True), field)
+    assert message in field_error(response.get_data(as_text=True), f"settings-{field}")
     assert snapshot(client.application, campaign) == before
     assert audit_rows(client.application, AuditEntry.action == "campaign.settings") == []
 
@@ -197,7 +197,7 @@ def test_a_bad_variant_is_refused_by_its_field_and_nothing_is_saved(client, staf
     response = staff.post(f"/staff/campaigns/{campaign}/variants", variant_form(**overrides))
 
     assert response.status_code == 400
-    assert message in field_error(response.get_data(as_text=True), field)
+    assert message in field_error(response.get_data(as_text=True), f"variant-{field}")
     assert snapshot(client.application, campaign) == before
     assert audit_rows(client.application, AuditEntry.action == "variant.create") == []
 
@@ -475,3 +475,15 @@ def test_the_variant_form_shows_what_was_saved_and_resubmitting_it_changes_nothi
     assert staff.post(f"/staff/campaigns/{campaign}/variants/{b}", values).status_code == 303
     assert snapshot(client.application, campaign) == before
     assert audit_rows(client.application, AuditEntry.action == "variant.edit") == []
+
+
+def test_every_id_on_the_campaign_and_variant_pages_is_unique_so_each_label_names_its_own_field(
+        client, staff, campaign):
+    with in_app(client.application):
+        variant_id = db.session.get(Campaign, campaign).variant("a").id
+    for path in (f"/staff/campaigns/{campaign}", f"/staff/campaigns/{campaign}/variants/{variant_id}"):
+        html = staff.get(path).get_data(as_text=True)
+        ids = re.findall(r'\bid="([^"]+)"', html)
+        assert ids and len(ids) == len(set(ids)), path
+        for target in re.findall(r'<label[^>]*\bfor="([^"]+)"', html):
+            assert target in ids, (path, target)
