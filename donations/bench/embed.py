@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,17 +28,24 @@ class Target:
     """One endpoint under load. ``reference`` names the empty route's target it is compared with."""
 
     name: str
-    server: str  #: "app" or "empty"
+    server: str  #: a key of SERVERS
     request: Request
     reference: str | None = None
     goal: float | None = None  #: the least ratio to the reference that meets the issue's target
     note: str = ""
 
 
+#: The gunicorn servers the targets run on: the app, the empty Flask app, and the app with a no-op route.
+SERVERS = {"app": ("app:app", "/embed/v1/cta.js"), "empty": ("donations.bench.empty_app:app", "/"),
+           "floor": ("donations.bench.floor_app:app", "/bench/noop")}
+
 #: The reference first: an empty route, once per method, as the targets use both.
 TARGETS = [
     Target("empty route (GET)", "empty", Request("GET", "/")),
     Target("empty route (POST)", "empty", Request("POST", "/", COUNT_BODY, BEACON_HEADERS)),
+    Target("the app's floor: a no-op route (GET)", "floor", Request("GET", "/bench/noop"),
+           reference="empty route (GET)",
+           note="the whole app, every hook, a view that does nothing: what any route pays at least"),
     Target("POST /embed/v1/count", "app", Request("POST", "/embed/v1/count", COUNT_BODY, BEACON_HEADERS),
            reference="empty route (POST)", goal=0.8, note="an impression, as sendBeacon sends it"),
     Target("GET /embed/v1/campaigns.json?locale=en", "app", Request("GET", "/embed/v1/campaigns.json?locale=en"),
@@ -84,9 +92,12 @@ def measure(database_url: str, postgres_version: str | None, *, seconds: int, ru
     """Serve the app and the empty app with gunicorn, load every target ``runs`` times in turn, and summarise."""
     outcomes = {target.name: Outcome(target) for target in targets}
     env = {"DATABASE_URL": database_url, "DONATIONS_ENV": "development"}
-    with Gunicorn("app:app", log_dir / "bench-app.log", env, ready_path="/embed/v1/cta.js") as app_server, \
-            Gunicorn("donations.bench.empty_app:app", log_dir / "bench-empty.log") as empty_server:
-        ports = {"app": app_server.port, "empty": empty_server.port}
+    with ExitStack() as stack:
+        ports = {}
+        for name in dict.fromkeys(target.server for target in targets):  # only the servers the targets need
+            wsgi_app, ready_path = SERVERS[name]
+            server = stack.enter_context(Gunicorn(wsgi_app, log_dir / f"bench-{name}.log", env, ready_path))
+            ports[name] = server.port
         for outcome in outcomes.values():
             status, body = send(ports[outcome.target.server], outcome.target.request)
             outcome.probe_status = status
@@ -118,13 +129,16 @@ def summarise(outcomes: list[Outcome], *, postgres_version: str | None, seconds:
         target = outcome.target
         rps = outcome.median("rps")
         reference = by_name.get(target.reference) if target.reference else None
-        ratio = rps / reference.median("rps") if rps and reference and reference.median("rps") else None
+        # Runs alternate, so run i of a target and run i of its reference saw the same moment's load: the
+        # median of these paired ratios is steadier on a busy machine than a ratio of two medians.
+        paired = [run.rps / ref.rps for run, ref in zip(outcome.runs, reference.runs) if ref.rps] if reference else []
+        ratio = statistics.median(paired) if paired else None
         if outcome.missing:
             verdict = "not measured: the endpoint is not there (404)"
         elif outcome.failed:
             verdict = f"failed: answered {outcome.probe_status}" if not outcome.runs else "failed: errors"
         elif target.goal is None:
-            verdict = "reference" if target.server == "empty" else "no target"
+            verdict = "reference" if target.server == "empty" else "no target (diagnostic)"
         elif smoke:
             verdict = "not judged (smoke run)"
         else:
@@ -133,6 +147,7 @@ def summarise(outcomes: list[Outcome], *, postgres_version: str | None, seconds:
             "target": target.name,
             "requests_per_s": rps,
             "ratio": round(ratio, 3) if ratio is not None else None,
+            "ratio_range": f"{min(paired):.2f}–{max(paired):.2f}" if paired else None,
             "goal": f"≥ {target.goal}" if target.goal else None,
             "verdict": verdict,
             "p50_ms": outcome.median("p50_ms"),
@@ -148,10 +163,11 @@ def summarise(outcomes: list[Outcome], *, postgres_version: str | None, seconds:
         name="embed",
         title="Embed traffic: counting, campaigns JSON and script versus an empty Flask route",
         intro=("Both apps are served by gunicorn with the same settings on loopback and loaded by wrk; runs "
-               "alternate between the targets. Ratio = the target's median requests/s over the empty route's "
-               "(same method). Errors are answers of 400 and above and socket errors; a target with errors is a "
-               "failed measurement, not a fast one."),
+               "alternate between the targets. Ratio = the median over the runs of the target's requests/s "
+               "divided by the empty route's (same method) in the same round of runs. Errors are answers of 400 "
+               "and above and socket errors; a target with errors is a failed measurement, not a fast one."),
         columns=[("target", "Target"), ("requests_per_s", "Requests/s (median)"), ("ratio", "Ratio to empty"),
+                 ("ratio_range", "Ratio range"),
                  ("goal", "Target ratio"), ("verdict", "Verdict"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                  ("errors", "Errors"), ("note", "Note")],
         rows=rows,
