@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install clean
+.PHONY: run test install clean bench bench-smoke wrk bench-database
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,29 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Benchmarks against PostgreSQL (DATABASE_URL) with wrk: `make bench` writes docs/benchmarks.md and .json;
+# `make bench-smoke` (CI) runs the same harness for a second per target, without judging any figure.
+bench: install wrk bench-database
+	$(FLASK) db upgrade
+	$(FLASK) bench embed
+
+bench-smoke: install wrk bench-database
+	$(FLASK) db upgrade
+	$(FLASK) bench embed --smoke --output instance/bench-smoke/benchmarks.json
+
+bench-database:
+	@case "$$DATABASE_URL" in postgresql*) ;; *) echo "The benchmarks need PostgreSQL: set \
+	DATABASE_URL=postgresql+psycopg://user:password@127.0.0.1:5432/database (a database of its own)" >&2; exit 1;; esac
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "The benchmarks need wrk (an HTTP load generator): on Debian or Ubuntu sudo apt-get install wrk," \
+	      "on macOS brew install wrk, elsewhere build it from https://github.com/wg/wrk" >&2; exit 1; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache

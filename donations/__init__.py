@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
@@ -33,6 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .staff.auth import login_manager
 
     login_manager.init_app(app)
+    _spare_sessionless_requests(app, login_manager)
     origins = app.config["ALLOWED_ORIGINS"]
     cors.init_app(app, resources={r"/api/v1/*": {"origins": origins}, r"/embed/cta/*": {"origins": origins}})
 
@@ -80,6 +82,38 @@ def create_app(config: Config | None = None) -> Flask:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building a signer for a request that carries no session cookie."""
+
+    def open_session(self, app: Flask, request):
+        # Most requests (every embed and beacon from a publisher's pages) carry no cookie; the answer is the same
+        # empty session Flask would return, minus the cost of setting up itsdangerous on each of them.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+def _spare_sessionless_requests(app: Flask, login_manager) -> None:
+    """Keep the session out of requests that have none: the public embed answers are shared by every reader.
+
+    Flask-Login looks into the session after every request to refresh a "remember me" cookie. Merely looking
+    marks the session accessed, and Flask then adds ``Vary: Cookie`` to the response, so a CDN would not share the
+    embed script or the campaigns JSON between readers. Without a session cookie there is nothing to refresh
+    (the app never sets "remember me"), so the hook runs only for requests that bring one.
+    """
+    from flask import request
+
+    app.session_interface = _SessionInterface()
+    hooks = app.after_request_funcs[None]
+    refresh = hooks[hooks.index(login_manager._update_remember_cookie)]
+    cookie_name = app.session_interface.get_cookie_name(app)
+
+    def refresh_remember_cookie(response):
+        return refresh(response) if cookie_name in request.cookies else response
+
+    hooks[hooks.index(refresh)] = refresh_remember_cookie
 
 
 def _register_security_headers(app: Flask) -> None:

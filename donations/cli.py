@@ -268,3 +268,7 @@ def register_cli(app: Flask) -> None:
 
     for group in (outbox, scheduler, sandbox, books, users, statements, stripe_group):
         app.cli.add_command(group)
+
+    from .bench.cli import bench
+
+    app.cli.add_command(bench)

@@ -1,0 +1,81 @@
+"""flask --app app bench <measurement>: the benchmark suite's commands (issue 9 adds seed, renewals, export…)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .results import ROOT
+
+bench = AppGroup("bench", help="Benchmarks: the app side by side with a reference (make bench).")
+
+
+def _postgres_version() -> str:
+    """PostgreSQL's version; refuses any other database, whose figures would say nothing about production."""
+    from sqlalchemy import text
+
+    from ..extensions import db
+
+    if db.engine.dialect.name != "postgresql":
+        raise click.UsageError(
+            "the benchmarks run against PostgreSQL, as production does, and DATABASE_URL names "
+            f"{db.engine.dialect.name}: set DATABASE_URL=postgresql+psycopg://user:password@127.0.0.1:5432/db "
+            "(upgraded with `flask --app app db upgrade`)")
+    with db.engine.connect() as conn:
+        return conn.execute(text("SHOW server_version")).scalar_one().split(" ")[0]
+
+
+def _require_wrk() -> None:
+    from .load import WRK_MISSING, wrk_path
+
+    if not wrk_path():
+        raise click.ClickException(WRK_MISSING)
+
+
+@bench.command("embed")
+@click.option("--seconds", type=click.IntRange(1, 600), default=10, show_default=True,
+              help="How long each run loads a target (whole seconds, as wrk takes them).")
+@click.option("--runs", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="Runs per target; the figures are their medians.")
+@click.option("--connections", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="Keep-alive connections wrk holds open.")
+@click.option("--warmup", type=click.IntRange(0, 60), default=2, show_default=True,
+              help="Seconds of load on each target before the runs, not counted.")
+@click.option("--only", multiple=True, metavar="TEXT",
+              help="Measure only the targets whose name holds TEXT (and their references); repeatable.")
+@click.option("--smoke", is_flag=True,
+              help="Check that the harness works: 1 s per target, 1 run, no verdicts (CI).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
+              help="The JSON results file; the Markdown page is written beside it (.md).")
+def embed(seconds, runs, connections, warmup, only, smoke, output):
+    """Embed traffic versus an empty Flask route under the same gunicorn settings (issue 7: ratio >= 0.8)."""
+    from . import embed as measurement
+    from . import results
+
+    _require_wrk()
+    postgres = _postgres_version()
+    if smoke:
+        seconds, runs, warmup = 1, 1, 0
+    database_url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    click.echo(f"bench embed: {runs} run(s) of {seconds} s per target, {connections} connections, "
+               f"PostgreSQL {postgres}")
+    targets = measurement.select(only)
+    if not targets:
+        raise click.BadParameter(f"no target's name holds {' or '.join(only)}", param_hint="--only")
+    section, outcomes = measurement.measure(
+        database_url, postgres, seconds=seconds, runs=runs, connections=connections, warmup=warmup,
+        log_dir=Path(current_app.instance_path) / "bench", smoke=smoke, targets=targets, echo=click.echo)
+    results.write(section, output, output.with_suffix(".md"))
+    for row in section.rows:
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] is not None else ""
+        rps = f"{row['requests_per_s']:,.0f} requests/s" if row["requests_per_s"] else "–"
+        click.echo(f"{row['target']}: {rps}{ratio} — {row['verdict']}")
+    click.echo(f"wrote {output} and {output.with_suffix('.md')}")
+    failed = [o.target.name for o in outcomes if o.failed or (o.missing and not smoke)]
+    if failed:
+        click.echo(f"failed or not measured: {', '.join(failed)}", err=True)
+        sys.exit(1)
