@@ -45,7 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .staff import article_views, book_views, job_views, schedule_views, statement_views  # noqa: F401
     from .campaigns.views import bp as campaigns_bp
     from .campaigns import counting
-    from .campaigns.count_views import bp as counting_bp
+    from .campaigns.count_views import CountEndpoint
     from .checkout.views import bp as checkout_bp
     from .payments.gateway import init_gateway
     from .payments.views import bp as sandbox_bp
@@ -58,7 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
     statements.register_attachments()
     export_ops.register_attachments()
     counting.configure(app)
-    for blueprint in (campaigns_bp, counting_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
+    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_cli
@@ -75,6 +75,7 @@ def create_app(config: Config | None = None) -> Flask:
         from .web import request_locale
 
         return format_date(moment, "d MMMM y", locale=request_locale()) if moment else ""
+    app.wsgi_app = CountEndpoint(app, app.wsgi_app)  # the embed's beacons, answered before Flask
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -255,3 +255,21 @@ def test_the_background_thread_writes_without_a_request(app, monkeypatch, commit
         thread.join(5)
     assert written == 1
     assert not thread.is_alive()
+
+
+def test_other_methods_are_told_to_post_and_count_nothing(client):
+    for method in ("get", "put", "delete"):
+        response = getattr(client, method)("/embed/v1/count")
+        assert response.status_code == 405, method
+        assert response.json == {"error": "Send the event with POST."}
+        assert response.headers["Allow"] == "POST, OPTIONS"
+    assert client.options("/embed/v1/count").status_code == 204
+    assert counts(client.application) == []
+
+
+def test_the_answer_carries_the_apps_security_headers_and_is_never_cached(client):
+    for response in (beacon(client, event()), beacon(client, "not json")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "Vary" not in response.headers
