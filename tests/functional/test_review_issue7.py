@@ -127,3 +127,15 @@ def test_a_campaign_id_that_is_no_number_is_a_400(client):
     response = signed_in(client, "staff").get("/staff/articles?campaign=%C2%B2")
 
     assert response.status_code == 400
+
+
+@pytest.mark.xfail(strict=True, reason="campaigns.goal_amount is a 32-bit integer but the form accepts up to "
+                                       "10**15 minor units: a goal of 30,000,000 EUR is a 500 on PostgreSQL")
+def test_a_large_goal_is_saved_or_refused_with_a_400(client, postgres):
+    staff = signed_in(client, "staff")
+    campaign_id = default_campaign_id(client.application)
+
+    response = staff.post(f"/staff/campaigns/{campaign_id}/settings",
+                          settings_form(goal_amount="30000000", goal_currency="EUR"))
+
+    assert response.status_code in (303, 400)
