@@ -17,8 +17,8 @@ def normalise_url(value: str) -> str | None:
     fragment, no user info, and of the query only the ``utm_*`` parameters (sorted), which say where the
     reader came from; every other parameter (sessions, trackers, reader ids) is dropped so that one
     article is one row and nothing personal is kept. None when it is not an http(s) URL."""
-    if not isinstance(value, str) or len(value) > MAX_URL:
-        return None
+    if not isinstance(value, str) or len(value) > MAX_URL or not value.isprintable():
+        return None  # control characters (NUL, line ends) have no place in a URL, nor in PostgreSQL text
     try:
         parts = urlsplit(value.strip())
         host = parts.hostname
@@ -31,7 +31,10 @@ def normalise_url(value: str) -> str | None:
     host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
     utm = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=False) if k.lower().startswith("utm_"))
-    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(utm), ""))
+    url = urlunsplit((scheme, netloc, parts.path or "/", urlencode(utm), ""))
+    # Re-encoding raw non-ASCII utm_ values can make a URL many times longer: keep the column's (and its
+    # unique index's) limit for what is stored, not only for what came in.
+    return url if len(url) <= MAX_URL else None
 
 
 def article_id_for(url: str | None) -> int | None:

@@ -96,6 +96,11 @@ class CountEndpoint:
         self.app = app
         self.wsgi_app = wsgi_app
         self.headers = list(self.HEADERS)
+        # Pages of the publication only (its sites and the demo), so that nobody can fill the article report
+        # with other sites' pages; with no ALLOWED_ORIGINS (a development setup) any page counts.
+        origins = app.config["ALLOWED_ORIGINS"]
+        self.origins = {_origin(normalise_url(o + "/")) for o in [*origins, app.config["PUBLIC_URL"]]
+                        if normalise_url(o + "/")} if origins else None
         if app.config["PUBLIC_URL"].startswith("https://"):
             self.headers.append(("Strict-Transport-Security", "max-age=31536000"))
 
@@ -120,6 +125,8 @@ class CountEndpoint:
             return _error("The event is too large.", 413)
         except BadEvent as exc:
             return _error(str(exc), 400)
+        if self.origins is not None and _origin(event["url"]) not in self.origins:
+            return _error("url must be a page of this publication (ALLOWED_ORIGINS).", 400)
         counting.record(**event)
         if self.app.config["COUNT_FLUSH_SECONDS"]:
             counting.ensure_flushing(self.app)
@@ -132,6 +139,11 @@ class CountEndpoint:
                 finally:
                     db.session.remove()
         return Response(status=204)
+
+
+def _origin(url: str) -> str:
+    """``https://news.example`` of a normalised URL."""
+    return url[:url.index("/", url.index("//") + 2)]
 
 
 def _error(message: str, status: int, **headers) -> Response:

@@ -138,11 +138,51 @@ def flush() -> dict[str, int]:
         result = write_batch(taken)
     except Exception:
         db.session.rollback()
-        _put_back(taken)
-        log.exception("ask counts: writing %d rows failed; kept for the next try", len(taken.counts))
-        raise
+        if not _database_answers():
+            _put_back(taken)
+            log.exception("ask counts: writing %d rows failed; kept for the next try", len(taken.counts))
+            raise
+        # The database is there but refused the batch: a row it will never take (a value past a limit) must not
+        # hold back every count after it, so the rows go one by one and only the refused ones are dropped.
+        log.exception("ask counts: a batch of %d rows was refused; writing them one by one", len(taken.counts))
+        result = _write_each(taken)
     if result["unknown"]:
         log.info("ask counts: %d events for unknown campaigns or variants dropped", result["unknown"])
+    return result
+
+
+def _database_answers() -> bool:
+    try:
+        db.session.execute(select(1))
+        return True
+    except Exception:  # noqa: BLE001  (whatever the driver raises, the database is not answering)
+        db.session.rollback()
+        return False
+    finally:
+        db.session.rollback()
+
+
+def _write_each(taken: Batch) -> dict[str, int]:
+    """Write a refused batch one key at a time, dropping (and logging) the keys the database refuses; if the
+    database stops answering meanwhile, what is left goes back to the buffer."""
+    result = {"rows": 0, "unknown": 0}
+    keys = list(taken.counts)
+    for index, key in enumerate(keys):
+        url = key[3]
+        single = Batch({key: taken.counts[key]}, {url: taken.meta[url]} if url in taken.meta else {})
+        try:
+            written = write_batch(single)
+        except Exception:
+            db.session.rollback()
+            if not _database_answers():
+                rest = {k: taken.counts[k] for k in keys[index:]}
+                _put_back(Batch(rest, {k[3]: taken.meta[k[3]] for k in rest if k[3] in taken.meta}))
+                raise
+            log.warning("ask counts: dropped %s impressions and %s clicks the database refused for %r",
+                        *taken.counts[key], key)
+            continue
+        result["rows"] += written["rows"]
+        result["unknown"] += written["unknown"]
     return result
 
 

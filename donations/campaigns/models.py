@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, false, insert, true
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, event, false, insert, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -74,7 +74,7 @@ class Campaign(db.Model):
     #: Among several campaigns that match a page, the highest priority shows (then the newest).
     priority: Mapped[int] = mapped_column(default=0, server_default="0")
     #: A progress bar: gifts in ``goal_currency`` (minor units) towards ``goal_amount`` per ``goal_period``.
-    goal_amount: Mapped[int | None]
+    goal_amount: Mapped[int | None] = mapped_column(BigInteger)  # a big publisher's yearly goal passes 2**31 cents
     goal_currency: Mapped[str | None] = mapped_column(String(3))
     goal_period: Mapped[GoalPeriod] = mapped_column(
         enum_column(GoalPeriod, "goal_period"), default=GoalPeriod.MONTH, server_default=GoalPeriod.MONTH.value

@@ -89,8 +89,11 @@ def _parse_utc(text: str | None) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValidationError("Enter a date and time such as 2026-12-01T08:00.") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first day UTC can name
+        raise ValidationError("Enter a date and time such as 2026-12-01T08:00.") from None
     return value.replace(tzinfo=timezone.utc, second=0, microsecond=0)
 
 

@@ -26,7 +26,7 @@ from ..accounts.operations import NotAllowed, cancel
 from ..campaigns.experiments import allocation, variant_stats
 from ..campaigns.goals import progress
 from ..campaigns.models import Allocation, Campaign, CampaignVariant, GoalPeriod, Placement
-from ..campaigns.operations import ask_view
+from ..campaigns.operations import DEFAULT_SLUG, ask_view
 from ..campaigns.views import embed_script_url
 from ..db import now_utc
 from ..extensions import db, limiter
@@ -364,7 +364,13 @@ def save_campaign_settings(campaign_id: int):
     """Schedule, goal, rules, placement, frequency cap, allocation and priority; live at once."""
     item = db.get_or_404(Campaign, campaign_id)
     form = CampaignSettingsForm()
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if item.slug == DEFAULT_SLUG and not form.active.data:
+        # The donation page without a campaign link (and the noscript link) is the default campaign's.
+        form.active.errors = [*form.active.errors, "The default campaign stays active: the donation page uses it. "
+                              "To take it off articles, end its schedule or give another campaign priority."]
+        valid = False
+    if not valid:
         return _campaign_page(item, settings_form=form, status=400)
     v = form.values
     ops.update_campaign_settings(

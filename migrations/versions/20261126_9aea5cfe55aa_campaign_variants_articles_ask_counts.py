@@ -90,7 +90,7 @@ def upgrade():
         batch_op.add_column(sa.Column('starts_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('ends_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('priority', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('goal_amount', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('goal_amount', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('goal_currency', sa.String(length=3), nullable=True))
         batch_op.add_column(sa.Column('goal_period', sa.Enum('campaign', 'month', name='goal_period', native_enum=False, create_constraint=True, length=32), server_default='month', nullable=False))
         batch_op.add_column(sa.Column('sections', JSON_LIST, server_default='[]', nullable=False))

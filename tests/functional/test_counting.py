@@ -201,6 +201,7 @@ def test_a_failed_flush_keeps_its_counts_for_the_next_try(app_ctx, monkeypatch, 
         raise ConnectionError("database away")
 
     monkeypatch.setattr(counting, "_write", database_away)
+    monkeypatch.setattr(counting, "_database_answers", lambda: False)
     with pytest.raises(ConnectionError):
         counting.flush()
     counting.record("impression", "default", "a", URL)  # arrived while the database was away
@@ -273,3 +274,15 @@ def test_the_answer_carries_the_apps_security_headers_and_is_never_cached(client
         assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
         assert response.headers["Cache-Control"] == "no-store"
         assert "Vary" not in response.headers
+
+
+def test_pages_of_other_sites_are_refused_so_nobody_can_fill_the_article_report(client):
+    refused = beacon(client, event(url="https://elsewhere.example/news/1"))
+    demo = beacon(client, event(url=client.application.config["PUBLIC_URL"] + "/"))  # the demo article
+    publisher = beacon(client, event(url="HTTPS://Publisher.example:443/news/1"))
+
+    assert refused.status_code == 400
+    assert refused.json == {"error": "url must be a page of this publication (ALLOWED_ORIGINS)."}
+    assert (demo.status_code, publisher.status_code) == (204, 204)
+    assert [row[3] for row in counts(client.application)] == [
+        client.application.config["PUBLIC_URL"] + "/", URL]
