@@ -92,7 +92,8 @@ def measure(database_url: str, postgres_version: str | None, *, seconds: int, ru
     """Serve the app and the empty app with gunicorn, load every target ``runs`` times in turn, and summarise."""
     outcomes = {target.name: Outcome(target) for target in targets}
     # The publisher of the beacons' pages is configured, as in production (the counting endpoint checks it).
-    env = {"DATABASE_URL": database_url, "DONATIONS_ENV": "development", "ALLOWED_ORIGINS": "https://publisher.example"}
+    env = {"DATABASE_URL": database_url, "DONATIONS_ENV": "development",
+           "ALLOWED_ORIGINS": "https://publisher.example"}
     with ExitStack() as stack:
         ports = {}
         for name in dict.fromkeys(target.server for target in targets):  # only the servers the targets need
