@@ -122,7 +122,8 @@ def embed_fragment(slug: str):
 @bp.get("/embed/cta/<slug>")
 def embed_frame(slug: str):
     body = _render_ask(slug, "campaigns/frame.html")
-    ancestors = " ".join(["'self'", *current_app.config["ALLOWED_ORIGINS"]])
+    # The publisher's sites only (issue 7); none configured: nobody.
+    ancestors = " ".join(current_app.config["ALLOWED_ORIGINS"]) or "'none'"
     return body, 200, {"Content-Security-Policy": f"frame-ancestors {ancestors}"}
 
 

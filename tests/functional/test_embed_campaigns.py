@@ -231,4 +231,4 @@ def test_nothing_but_the_iframe_may_be_framed(client, path):
 
 def test_the_iframe_may_be_framed_by_the_allowed_origins_only(client):
     assert (client.get("/embed/cta/default").headers["Content-Security-Policy"]
-            == "frame-ancestors 'self' https://publisher.example")
+            == "frame-ancestors https://publisher.example")
