@@ -30,6 +30,14 @@ def skip_without_chromium() -> None:
                     allow_module_level=True)
 
 
+def fnv_share(reader_id: str, slug: str) -> float:
+    """The number cta.js draws from the reader's id (FNV-1a of "<id>:<slug>") to pick a variant."""
+    h = 2166136261
+    for ch in f"{reader_id}:{slug}":
+        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
+    return h / 2**32
+
+
 @dataclass
 class Publisher:
     """The second origin: serves whatever page a test puts at a path."""

@@ -8,20 +8,12 @@ import re
 import pytest
 from sqlalchemy import delete, select
 
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import fnv_share, skip_without_chromium
 from tests.staff_helpers import PASSWORD, make_user
 
 skip_without_chromium()
 
 SLUG = "spring"
-
-
-def fnv_share(reader_id: str, slug: str) -> float:
-    """The number cta.js draws from the reader's id (FNV-1a of "<id>:<slug>") to pick a variant."""
-    h = 2166136261
-    for ch in f"{reader_id}:{slug}":
-        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
-    return h / 2**32
 
 
 @pytest.fixture

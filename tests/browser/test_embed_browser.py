@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from donations.campaigns.models import Placement
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import fnv_share, skip_without_chromium
 
 skip_without_chromium()  # before the app and the database are set up for nothing
 
@@ -62,14 +62,6 @@ def count_beacons(context, origin: str) -> list[dict]:
 
     context.route(f"{origin}/embed/v1/count", answer)
     return sent
-
-
-def fnv_share(reader_id: str, slug: str) -> float:
-    """The same number cta.js draws from the reader's id (FNV-1a of "<id>:<slug>")."""
-    h = 2166136261
-    for ch in f"{reader_id}:{slug}":
-        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
-    return h / 2**32
 
 
 # -- placement ---------------------------------------------------------------------------------------
