@@ -145,6 +145,46 @@ class Config:
         self.TRUSTED_PROXIES = int(env.get("TRUSTED_PROXIES", "0"))
         #: Flask-Limiter storage: memory for one process, e.g. redis://localhost:6379 for several.
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", "memory://")
+        # --- Issue 8: anti-fraud (checkout) -------------------------------------------------------------------
+        #: Flask-Limiter limit strings ("5 per minute;30 per hour") on creating checkout sessions (/donate POST and
+        #: the API): per client address, per email address and for everyone together. A request over any limit
+        #: gets 429 with Retry-After and no call to Stripe.
+        self.CHECKOUT_LIMIT_PER_IP = env.get("CHECKOUT_LIMIT_PER_IP", "5 per minute;30 per hour")
+        self.CHECKOUT_LIMIT_PER_EMAIL = env.get("CHECKOUT_LIMIT_PER_EMAIL", "3 per minute;10 per hour")
+        self.CHECKOUT_LIMIT_GLOBAL = env.get("CHECKOUT_LIMIT_GLOBAL", "120 per minute")
+        #: A human takes a few seconds to fill in the donation form; a faster submission is refused.
+        self.FORM_MIN_SECONDS = _number(env, "FORM_MIN_SECONDS", "3", float)
+        #: Smallest gift per currency in major units (EUR:1,USD:1); currencies not named: Stripe's minimum.
+        self.MIN_AMOUNTS = _per_currency(env.get("MIN_AMOUNTS", "EUR:1,USD:1,GBP:1"))
+        #: Optional CAPTCHA: "" (none), "turnstile" or "hcaptcha", with the provider's keys. Verified on the
+        #: server; a verification that cannot be made refuses the gift (fails closed).
+        self.CAPTCHA_PROVIDER = env.get("CAPTCHA_PROVIDER", "").strip().lower()
+        self.CAPTCHA_SITE_KEY = env.get("CAPTCHA_SITE_KEY", "")
+        self.CAPTCHA_SECRET_KEY = env.get("CAPTCHA_SECRET_KEY", "")
+        #: The provider's verification endpoint; empty = the provider's own (tests point it at loopback).
+        self.CAPTCHA_VERIFY_URL = env.get("CAPTCHA_VERIFY_URL", "")
+        #: "always": every gift needs the CAPTCHA; "attack" (default): only while attack mode is on.
+        self.CAPTCHA_MODE = env.get("CAPTCHA_MODE", "attack").strip().lower()
+        #: Attack mode: switched on when, among at least ATTACK_MIN_ATTEMPTS checkouts started in the last
+        #: ATTACK_WINDOW_MINUTES, the share declined or abandoned reaches ATTACK_FAILURE_SHARE; it ends by itself
+        #: ATTACK_MODE_MINUTES after the last time the spike was seen.
+        self.ATTACK_WINDOW_MINUTES = _number(env, "ATTACK_WINDOW_MINUTES", "10", int)
+        self.ATTACK_MIN_ATTEMPTS = _number(env, "ATTACK_MIN_ATTEMPTS", "30", int)
+        self.ATTACK_FAILURE_SHARE = _number(env, "ATTACK_FAILURE_SHARE", "0.6", float)
+        self.ATTACK_MODE_MINUTES = _number(env, "ATTACK_MODE_MINUTES", "60", int)
+        #: Where attack-mode alerts go; empty = every active staff admin.
+        self.SECURITY_ALERT_EMAILS = _csv(env.get("SECURITY_ALERT_EMAILS"), "")
+        # --- Issue 8: privacy ------------------------------------------------------------------------------
+        #: Secret salt of the keyed hash (HMAC-SHA256) under which client IP addresses are stored; empty =
+        #: derived from SECRET_KEY. Changing it makes stored hashes unmatchable (that is all they are used for).
+        self.IP_HASH_SALT = env.get("IP_HASH_SALT", "")
+        #: Hashed IP addresses are deleted (set to NULL) after this many days by the scheduler.
+        self.IP_RETENTION_DAYS = _number(env, "IP_RETENTION_DAYS", "30", int)
+        # --- Issue 8: web layer ----------------------------------------------------------------------------
+        #: Log format: "json" (one JSON object per line; the default in production) or "text".
+        self.LOG_FORMAT = env.get("LOG_FORMAT", "json" if self.DONATIONS_ENV == "production" else "text").strip().lower()
+        #: Strict-Transport-Security outside local development (always when PUBLIC_URL is https).
+        self.HSTS_ENABLED = self.PUBLIC_URL.startswith("https://") or self.DONATIONS_ENV != "development"
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
@@ -287,6 +327,11 @@ class TestConfig(Config):
         env.setdefault("EMBED_CACHE_SECONDS", "0")  # tests change campaigns and look at once
         super().__init__(env, instance_path)
         self.WTF_CSRF_ENABLED = True
+        # The anti-fraud defaults would refuse most tests' quick, repeated gifts; the hostile suite (and any test
+        # that needs them) sets them back through ``environ``.
+        self.FORM_MIN_SECONDS = _number(env, "FORM_MIN_SECONDS", "0", float)
+        for name in ("CHECKOUT_LIMIT_PER_IP", "CHECKOUT_LIMIT_PER_EMAIL", "CHECKOUT_LIMIT_GLOBAL"):
+            setattr(self, name, env.get(name, "10000 per minute"))
         #: No background thread in tests: counts are written by the request, or by counting.flush() itself.
         self.COUNT_FLUSH_SECONDS = 0
         self.ARGON2_PROFILE = "CHEAPEST"  # hashing speed only; the production profile has a test of its own
