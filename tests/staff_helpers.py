@@ -211,8 +211,16 @@ def audit_rows(app: Flask, *where) -> list[dict]:
     with in_app(app):
         rows = db.session.scalars(select(AuditEntry).where(*where).order_by(AuditEntry.id))
         return [{"actor_id": a.actor_id, "actor_email": a.actor_email, "action": a.action,
-                 "object_type": a.object_type, "object_id": a.object_id, "outcome": a.outcome, "ip": a.ip,
+                 "object_type": a.object_type, "object_id": a.object_id, "outcome": a.outcome, "ip_hash": a.ip_hash,
                  "detail": a.detail} for a in rows]
+
+
+def ip_hash_for(app: Flask, ip: str) -> str:
+    """What the audit log and staff sessions store for an address: its keyed hash, never the address."""
+    from donations.security.ip import hash_ip
+
+    with app.test_request_context():
+        return hash_ip(ip)
 
 
 def user_state(app: Flask, user_id: int) -> tuple[str, bool]:

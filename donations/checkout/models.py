@@ -53,7 +53,11 @@ class CheckoutAttempt(db.Model):
     status: Mapped[AttemptStatus] = mapped_column(
         enum_column(AttemptStatus, "attempt_status"), default=AttemptStatus.OPEN
     )
-    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    #: Keyed hash of the client's address (security/ip.py); cleared after IP_RETENTION_DAYS.
+    ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Card declines Stripe reported for this attempt's payment (payment_intent.payment_failed).
+    declines: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
 
     campaign = relationship("Campaign")
     variant = relationship("CampaignVariant")

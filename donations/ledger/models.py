@@ -427,3 +427,38 @@ def _book_paid_day(mapper, connection, donation: Donation) -> None:
     """A paid donation is in the books on its paid day unless the ledger chose another (a closed period)."""
     if donation.paid_at is not None and donation.booked_on is None:
         donation.booked_on = donation.paid_at.astimezone(timezone.utc).date()
+
+
+class ConsentRecord(db.Model):
+    """Consent to news and mailings, given or withdrawn: when, in which words, where. Never changed,
+    so the history answers "what did they agree to, and when" (GDPR art. 7(1))."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    #: ``given`` or ``withdrawn``.
+    action: Mapped[str] = mapped_column(String(16))
+    #: The words the supporter saw (for a withdrawal: how they withdrew).
+    wording: Mapped[str] = mapped_column(Text)
+    #: Where: ``donation form``, ``account page``, ``staff``, …
+    source: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
+
+
+class Erasure(db.Model):
+    """A supporter's personal data was erased (GDPR art. 17). Only keyed hashes of what identified them are
+    kept, so a later webhook or import naming the same email or Stripe customer can be recognised and
+    kept from bringing the data back, without keeping the data itself."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supporter_id: Mapped[int] = mapped_column(ForeignKey("supporters.id"), index=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    customer_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: ``supporter`` (from the account page) or ``staff``.
+    requested_by: Mapped[str] = mapped_column(String(16))
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    erased_at: Mapped[datetime] = mapped_column(default=now_utc)

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from ..db import now_utc
 from ..extensions import db
+from ..security.ip import client_ip_hash
 from .models import AuditEntry, Role, StaffSession, StaffUser
 
 login_manager = LoginManager()
@@ -78,11 +79,6 @@ def _dummy_hash() -> str:
     return cache[profile]
 
 
-def client_ip() -> str | None:
-    """Where a request came from; None on the command line."""
-    return request.remote_addr if has_request_context() else None
-
-
 def audit(action: str, object_type: str | None = None, object_id: object = None, *, outcome: str = "ok",
           actor: StaffUser | None = None, **detail) -> None:
     """Write one audit entry in the current transaction."""
@@ -95,7 +91,7 @@ def audit(action: str, object_type: str | None = None, object_id: object = None,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
         outcome=outcome,
-        ip=client_ip(),
+        ip_hash=client_ip_hash(),
         detail=detail,
     ))
 
@@ -104,7 +100,7 @@ def start_session(user: StaffUser) -> None:
     """Sign in: a fresh session (nothing carried over from before), backed by a new server-side row."""
     end_session()  # a sign-in over an open session ends that one first
     sid = secrets.token_urlsafe(32)
-    db.session.add(StaffSession(id=sid, user_id=user.id, ip=client_ip()))
+    db.session.add(StaffSession(id=sid, user_id=user.id, ip_hash=client_ip_hash()))
     user.last_login_at = now_utc()
     session["staff_sid"] = sid
     login_user(user)

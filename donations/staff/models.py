@@ -60,7 +60,8 @@ class StaffSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     last_seen_at: Mapped[datetime] = mapped_column(default=now_utc)
     ended_at: Mapped[datetime | None]
-    ip: Mapped[str | None] = mapped_column(String(64))
+    #: Keyed hash of the address it signed in from (security/ip.py), never the address itself.
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[StaffUser] = relationship(back_populates="sessions")
 
@@ -80,7 +81,8 @@ class AuditEntry(db.Model):
     object_id: Mapped[str | None] = mapped_column(String(255))
     #: ``ok`` or ``denied``.
     outcome: Mapped[str] = mapped_column(String(16), default="ok")
-    ip: Mapped[str | None] = mapped_column(String(64))
+    #: Keyed hash of the address (security/ip.py), never the address itself.
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str | None] = mapped_column(Text)
 
