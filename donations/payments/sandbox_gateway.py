@@ -192,6 +192,18 @@ class SandboxGateway:
         return url
 
 
+    def delete_customer(self, customer_id: str) -> None:
+        """As Stripe does: the customer's card goes, and its objects keep no email, name, phone or address."""
+        from ..security.privacy import scrub_personal
+
+        card = db.session.get(SandboxObject, f"card:{customer_id}")
+        if card is not None:
+            db.session.delete(card)
+        for row in db.session.scalars(select(SandboxObject)):
+            if row.data.get("customer") == customer_id:
+                row.data = scrub_personal(row.data)
+        db.session.commit()
+
     def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
         existing = db.session.scalars(select(SandboxObject).where(SandboxObject.idempotency_key == idempotency_key)
                                       ).one_or_none()
