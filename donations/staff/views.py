@@ -180,10 +180,21 @@ def _supporter_page(person: Supporter, status: int = 200):
                            **ops.supporter_timeline(person)), status
 
 
-@bp.get("/supporters/<int(max=2147483647):supporter_id>/data.<any(json, zip):fmt>")
+@bp.get("/supporters/<int(max=2147483647):supporter_id>/data.json")
 @auth.require("supporters.privacy")
-def supporter_data(supporter_id: int, fmt: str):
+def supporter_data_json(supporter_id: int):
     """Everything held about the supporter (GDPR art. 15), for staff answering a request; audited."""
+    return _supporter_data(supporter_id, "json")
+
+
+@bp.get("/supporters/<int(max=2147483647):supporter_id>/data.zip")
+@auth.require("supporters.privacy")
+def supporter_data_zip(supporter_id: int):
+    """The same as CSV files in a ZIP."""
+    return _supporter_data(supporter_id, "zip")
+
+
+def _supporter_data(supporter_id: int, fmt: str):
     person = db.get_or_404(Supporter, supporter_id)
     body = privacy.export_json(person) if fmt == "json" else privacy.export_zip(person)
     auth.audit("supporter.data_export", "supporter", person.id, format=fmt)
