@@ -200,7 +200,8 @@ class SandboxGateway:
         if card is not None:
             db.session.delete(card)
         for row in db.session.scalars(select(SandboxObject)):
-            if row.data.get("customer") == customer_id:
+            inner = (row.data.get("data") or {}).get("object") or {} if row.data.get("object") == "event" else {}
+            if customer_id in (row.data.get("customer"), inner.get("customer")):  # its objects and events
                 row.data = scrub_personal(row.data)
         db.session.commit()
 

@@ -273,7 +273,8 @@ def erase(supporter: Supporter, *, requested_by: str, staff_user: StaffUser | No
     for customer in customers or [None]:
         row = Erasure(supporter_id=supporter.id, email_hash=email_hash(old_email),
                       customer_hash=customer_hash(customer) if customer else None, requested_by=requested_by,
-                      staff_user_id=staff_user.id if staff_user else None, reason=reason)
+                      staff_user_id=staff_user.id if staff_user else None,
+                      reason=_replace_all(reason, needles))  # a reason that names them keeps no name
         db.session.add(row)
     if supporter.mailing_consent_at is not None:
         record_consent(supporter, "withdrawn", "Personal data erased", "erasure")
