@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import re
 import zipfile
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,15 +92,11 @@ def _contains(column, needle: str):
 
 
 def _replace_all(value: Any, needles: list[str]) -> Any:
-    """``value`` with every occurrence of each needle (case-insensitive) in any string replaced by [erased]."""
+    """``value`` with each needle (case-insensitive, as a whole word: "Ann" leaves "Annual" alone) in any
+    string replaced by [erased]."""
     if isinstance(value, str):
-        lowered = value.lower()
         for needle in needles:
-            start = lowered.find(needle)
-            while start != -1:
-                value = value[:start] + ERASED + value[start + len(needle):]
-                lowered = value.lower()
-                start = lowered.find(needle, start + len(ERASED))
+            value = re.sub(rf"(?<!\w){re.escape(needle)}(?!\w)", ERASED, value, flags=re.IGNORECASE)
         return value
     if isinstance(value, dict):
         return {key: _replace_all(item, needles) for key, item in value.items()}

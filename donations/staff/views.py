@@ -216,15 +216,14 @@ def erase_supporter(supporter_id: int):
               "error")
         return _supporter_page(person, 400)
     try:
-        # Written first, so that the erasure's own redaction covers anything the reason says about them.
-        auth.audit("supporter.erase", "supporter", person.id, reason=reason)
-        privacy.erase(person, requested_by="staff", staff_user=current_user, reason=reason)
+        erasure = privacy.erase(person, requested_by="staff", staff_user=current_user, reason=reason)
     except privacy.ErasureRefused as exc:
-        db.session.rollback()
+        # Nothing was pseudonymised; recurring gifts Stripe already cancelled stay cancelled here too.
         auth.audit("supporter.erase", "supporter", person.id, outcome="failed", error=str(exc)[:300])
         db.session.commit()
         flash(f"Not erased: {exc}", "error")
-        return _supporter_page(db.get_or_404(Supporter, supporter_id), 409)
+        return _supporter_page(person, 409)
+    auth.audit("supporter.erase", "supporter", person.id, reason=erasure.reason)  # the reason, redacted
     db.session.commit()
     flash("The supporter's personal data is erased; their gifts stay in the books.", "info")
     return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)

@@ -14,6 +14,7 @@ from donations.ledger.models import (
     Donation,
     DonationStatus,
     Erasure,
+    Frequency,
     RecurringDonation,
     RecurringStatus,
     Supporter,
@@ -28,7 +29,7 @@ from tests.factories import checkout_session, event, make_attempt, post_event
 from tests.functional.helpers import hidden_value
 from tests.functional.test_stripe_subscriptions import SECRET_KEY, fake_billing  # noqa: F401  (fixture)
 from tests.recurring_payloads import MONTHS, invoice, make_recurring_attempt, subscription_checkout_session
-from tests.staff_helpers import in_app, sandbox_gift, signed_in
+from tests.staff_helpers import in_app, sandbox_gift, signed_in, webhook_gift
 from tests.stripe_fake import _error
 
 EMAIL = "ada.lovelace@example.com"
@@ -258,3 +259,40 @@ def test_erasing_twice_is_refused(app_ctx, stripe_donor):
     privacy.erase(person, requested_by="supporter")
     with pytest.raises(privacy.ErasureRefused):
         privacy.erase(person, requested_by="supporter")
+
+
+def test_erasure_without_the_csrf_token_is_400_and_erases_nothing(app_ctx, client, stripe_donor):
+    person = stripe_donor["supporter"]
+
+    response = client.post(f"{account_path(person)}/erase", data={})
+
+    assert response.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Supporter, person.id).email == EMAIL
+    assert db.session.scalars(select(Erasure)).all() == []
+
+
+def test_a_name_inside_other_words_is_left_alone(app_ctx):
+    assert privacy._replace_all({"s": "Ann: your Annual statement, ann@example.com"}, ["ann@example.com", "ann"]) == {
+        "s": "[erased]: your Annual statement, [erased]"}
+
+
+def test_staff_get_409_when_the_gateway_refuses_and_nothing_is_erased(app, client):
+    donation_id = webhook_gift(client, email=EMAIL)
+    with in_app(app):
+        supporter_id = db.session.get(Donation, donation_id).supporter_id
+        db.session.add(RecurringDonation(supporter_id=supporter_id, amount=1000, currency="EUR",
+                                         frequency=Frequency.MONTHLY, status=RecurringStatus.ACTIVE,
+                                         stripe_subscription_id="sub_the_sandbox_never_had"))
+        db.session.commit()
+    staff = signed_in(client, "admin")
+
+    response = staff.post(f"/staff/supporters/{supporter_id}/erase", {"reason": "Asked by phone"})
+
+    assert response.status_code == 409
+    assert "Not erased" in response.get_data(as_text=True)
+    with in_app(app):
+        assert db.session.get(Supporter, supporter_id).email == EMAIL
+        assert db.session.scalars(select(Erasure)).all() == []
+        [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "supporter.erase")).all()
+        assert (entry.outcome, entry.actor_id) == ("failed", staff.id)
