@@ -52,7 +52,6 @@ def note_mailing_consent(supporter: Supporter, attempt: CheckoutAttempt) -> None
     if attempt.mailing_consent_source and supporter.mailing_consent_at is None and not privacy.is_erased(supporter):
         supporter.mailing_consent_at = attempt.created_at
         supporter.mailing_consent_source = attempt.mailing_consent_source
-        db.session.flush()  # the supporter has an id for the record
         source, wording = privacy.split_consent_source(attempt.mailing_consent_source)
         privacy.record_consent(supporter, "given", wording, source, attempt.created_at)
 
