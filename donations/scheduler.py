@@ -21,6 +21,7 @@ from .mail.sender import send_due
 from .payments.sync import sync_events
 from .reports.jobs import run_exports
 from .reports.jobs import send_annual_statements, send_scheduled_reports
+from .security.privacy import clear_old_ip_hashes
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def registered_jobs(config) -> list[Job]:
             "interval", {"seconds": sync}, f"every {sync} s"),
         Job("scheduler.prune_runs", "Delete job runs older than JOB_RUNS_KEEP_DAYS", prune_runs,
             "interval", {"hours": 1}, "hourly"),
+        Job("privacy.ip_retention", "Forget hashed client addresses older than IP_RETENTION_DAYS",
+            clear_old_ip_hashes, "interval", {"hours": 1}, "hourly"),
     ]
     tick = config.get("SCHEDULER_TICK_SECONDS")
     if tick:

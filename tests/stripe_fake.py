@@ -1,7 +1,9 @@
 """A tiny fake of Stripe's HTTP API, served on loopback, for testing the Stripe gateway end to end.
 
 Only what this app calls is implemented: ``POST /v1/checkout/sessions``
-(https://docs.stripe.com/api/checkout/sessions/create). It behaves like Stripe where the app
+(https://docs.stripe.com/api/checkout/sessions/create) and ``DELETE /v1/customers/{id}``
+(https://docs.stripe.com/api/customers/delete: a customer in ``customers`` is deleted once; any other,
+or a second delete, answers 404 ``resource_missing`` as Stripe does). It behaves like Stripe where the app
 depends on it:
 
 * requests are form-encoded with bracketed keys; they are recorded flat, as sent
@@ -80,6 +82,9 @@ class FakeStripe:
     requests: list[RecordedRequest] = field(default_factory=list)
     #: Checkout Sessions made, by id.
     sessions: dict[str, dict] = field(default_factory=dict)
+    #: Customers Stripe holds, by id (tests add them); deleted ones are removed and listed in ``deleted``.
+    customers: dict[str, dict] = field(default_factory=dict)
+    deleted_customers: list[str] = field(default_factory=list)
     _failures: deque[_Failure] = field(default_factory=deque)
     _holds: deque[Hold] = field(default_factory=deque)
     _held: list[Hold] = field(default_factory=list)
@@ -168,6 +173,8 @@ class FakeStripe:
                                "a different request." % key,
                 })
             return _json(status, body, {**headers, "Idempotent-Replayed": "true"})
+        if req.method == "DELETE" and req.path.startswith("/v1/customers/"):
+            return self._delete_customer(req.path.removeprefix("/v1/customers/"))
         if (req.method, req.path) != ("POST", "/v1/checkout/sessions"):
             return _error(404, {"type": "invalid_request_error",
                                 "message": f"Unrecognized request URL ({req.method}: {req.path})."})
@@ -175,6 +182,13 @@ class FakeStripe:
         if key:
             self._saved[key] = (req.form, status, body, {})
         return _json(status, body)
+
+    def _delete_customer(self, customer_id: str) -> Response:
+        if self.customers.pop(customer_id, None) is None:
+            return _error(404, {"type": "invalid_request_error", "code": "resource_missing", "param": "id",
+                                "message": f"No such customer: '{customer_id}'"})
+        self.deleted_customers.append(customer_id)
+        return _json(200, {"id": customer_id, "object": "customer", "deleted": True})
 
     def _create_checkout_session(self, form: dict[str, str]) -> dict:
         session_id = f"cs_test_{secrets.token_hex(16)}"

@@ -14,9 +14,12 @@ from ..ledger.models import Donation, DonationStatus, Frequency, RecurringDonati
 from ..mail import emails
 from ..money import Money
 from ..payments.gateway import get_gateway
+from ..security import privacy
 from .tokens import InvalidToken, read_token
 
 PAUSE_MONTHS = (1, 2, 3)
+#: What the supporter clicked to withdraw, kept in their consent history.
+WITHDRAW_WORDING = "Stop these emails"
 
 
 class NotAllowed(ValueError):
@@ -122,6 +125,7 @@ def withdraw_mailing_consent(supporter: Supporter) -> bool:
         return False
     supporter.mailing_consent_at = None
     supporter.mailing_consent_source = None
+    privacy.record_consent(supporter, "withdrawn", WITHDRAW_WORDING, "account page")
     return True
 
 

@@ -11,6 +11,7 @@ from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
 from ..reports import statements
+from ..security import privacy
 from . import operations
 from .forms import ActionForm, CancelForm, ChangeForm, PauseForm, RequestLinkForm
 from .tokens import InvalidToken
@@ -142,3 +143,45 @@ def _invalid(form):
                 if name != "csrf_token"] or ["This form has expired. Please try again."]
     flash(" ".join(messages), "error")
     return redirect(url_for("accounts.manage", token=request.view_args["token"]), code=303)
+
+
+# -- GDPR: access and erasure -------------------------------------------------------------------------
+
+_PRIVATE = {"Cache-Control": "private, no-store"}  # personal data behind a link: never kept in caches
+
+
+@bp.get("/<token>/data.json")
+def data_json(token: str):
+    """Everything we hold about the supporter (GDPR art. 15), as one JSON document."""
+    supporter = _supporter(token)
+    return Response(privacy.export_json(supporter), mimetype="application/json", headers={
+        **_PRIVATE, "Content-Disposition": f'attachment; filename="{privacy.export_filename(supporter, "json")}"'})
+
+
+@bp.get("/<token>/data.zip")
+def data_zip(token: str):
+    """The same, as one CSV file per section in a ZIP, for a spreadsheet."""
+    supporter = _supporter(token)
+    return Response(privacy.export_zip(supporter), mimetype="application/zip", headers={
+        **_PRIVATE, "Content-Disposition": f'attachment; filename="{privacy.export_filename(supporter, "zip")}"'})
+
+
+@bp.route("/<token>/erase", methods=["GET", "POST"])
+def erase(token: str):
+    """A page that says what erasure does, and its button; the POST erases (GDPR art. 17)."""
+    supporter = _supporter(token)
+    form = ActionForm()
+    if request.method == "GET":
+        return render_template("accounts/erase.html", token=token, supporter=supporter, form=form,
+                               gifts=[g for g in operations.recurring_gifts(supporter) if g.is_open])
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        privacy.erase(supporter, requested_by="supporter")
+    except privacy.ErasureRefused as exc:
+        db.session.commit()  # recurring gifts Stripe already cancelled stay cancelled here too
+        return render_template("accounts/erase.html", token=token, supporter=supporter, form=ActionForm(),
+                               error=str(exc), gifts=[g for g in operations.recurring_gifts(supporter)
+                                                      if g.is_open]), 409
+    db.session.commit()
+    return render_template("accounts/erased.html")

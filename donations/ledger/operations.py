@@ -11,6 +11,7 @@ from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import insert_ignore, next_number, now_utc
 from ..extensions import db
 from ..mail import emails
+from ..security import privacy
 from .models import (
     Dispute,
     Donation,
@@ -37,7 +38,7 @@ def get_or_create_supporter(email: str, name: str | None = None) -> Supporter:
     email = normalise_email(email)
     insert_ignore(db.session, Supporter, {"email": email, "name": name}, ["email"])
     supporter = db.session.scalars(select(Supporter).where(Supporter.email == email)).one()
-    if name and not supporter.name:
+    if name and not supporter.name and not privacy.is_erased(supporter):
         supporter.name = name
     return supporter
 
@@ -46,10 +47,13 @@ def note_mailing_consent(supporter: Supporter, attempt: CheckoutAttempt) -> None
     """Copy the reader's "keep me informed" tick from the attempt to the supporter, dated when they gave it.
 
     Only a tick is copied: a later gift without it leaves an earlier consent as it is (withdrawing is done
-    from the account page), and an existing consent keeps its first date and words."""
-    if attempt.mailing_consent_source and supporter.mailing_consent_at is None:
+    from the account page), and an existing consent keeps its first date and words. A consent given is
+    recorded (when, in which words, where) in the supporter's consent history."""
+    if attempt.mailing_consent_source and supporter.mailing_consent_at is None and not privacy.is_erased(supporter):
         supporter.mailing_consent_at = attempt.created_at
         supporter.mailing_consent_source = attempt.mailing_consent_source
+        source, wording = privacy.split_consent_source(attempt.mailing_consent_source)
+        privacy.record_consent(supporter, "given", wording, source, attempt.created_at)
 
 
 def next_receipt_number(year: int) -> str:
@@ -214,7 +218,7 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
         return recurring
     supporter = get_or_create_supporter(attempt.email, attempt.name)
     note_mailing_consent(supporter, attempt)
-    if customer and not supporter.stripe_customer_id:
+    if customer and not supporter.stripe_customer_id and not privacy.is_erased(supporter):
         supporter.stripe_customer_id = customer
     recurring = RecurringDonation(
         supporter=supporter,

@@ -8,6 +8,7 @@ from flask import current_app, render_template
 
 from ..db import insert_ignore
 from ..extensions import db
+from ..security.privacy import is_erased_address
 from .models import OutboxEmail
 
 
@@ -27,6 +28,8 @@ def queue(template: str, to_address: str, context: dict, *, dedupe_key: str,
     for spec in attachments or ():
         if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
             raise ValueError(f"an attachment is described by a dict with a 'kind', not {spec!r}")
+    if is_erased_address(to_address):
+        return  # an erased supporter (or any .invalid address): nothing is ever sent, nothing kept
     subject, text, html = render(template, context)
     domain = current_app.config["MAIL_FROM"].rpartition("@")[2] or "localhost"
     insert_ignore(

@@ -99,6 +99,11 @@ class PaymentGateway(Protocol):
         ``source`` expanded (the charge, refund, dispute or payout), all pages."""
         ...
 
+    def delete_customer(self, customer_id: str) -> None:
+        """Delete the customer and what the provider holds about them (GDPR erasure); a customer the
+        provider no longer knows counts as deleted. GatewayError when the provider refuses."""
+        ...
+
     def list_events(self, since: int, types: Sequence[str] | None = None) -> list[dict]:
         """Every event created at or after ``since`` (a Unix time), of ``types`` when given (at most 20),
         newest first as Stripe lists them, all pages, each a plain dict shaped as a webhook's body.

@@ -192,6 +192,19 @@ class SandboxGateway:
         return url
 
 
+    def delete_customer(self, customer_id: str) -> None:
+        """As Stripe does: the customer's card goes, and its objects keep no email, name, phone or address."""
+        from ..security.privacy import scrub_personal
+
+        card = db.session.get(SandboxObject, f"card:{customer_id}")
+        if card is not None:
+            db.session.delete(card)
+        for row in db.session.scalars(select(SandboxObject)):
+            inner = (row.data.get("data") or {}).get("object") or {} if row.data.get("object") == "event" else {}
+            if customer_id in (row.data.get("customer"), inner.get("customer")):  # its objects and events
+                row.data = scrub_personal(row.data)
+        db.session.commit()
+
     def refund(self, payment_intent_id: str, *, amount: int, idempotency_key: str) -> dict:
         existing = db.session.scalars(select(SandboxObject).where(SandboxObject.idempotency_key == idempotency_key)
                                       ).one_or_none()

@@ -92,6 +92,23 @@ class StripeGateway:
                              {"customer": customer_id, "return_url": return_url})
         return session["url"]
 
+    def delete_customer(self, customer_id: str) -> None:
+        """https://docs.stripe.com/api/customers/delete: Stripe deletes the customer, cancels their
+        subscriptions and keeps only what it must by law. Deleting one twice (or one Stripe never had)
+        answers ``resource_missing``: the customer is gone either way."""
+        try:
+            self.client.v1.customers.delete(customer_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return
+            log.warning("Stripe refused deleting customer %s: %s", customer_id, exc)
+            raise GatewayError("The payment provider refused to delete the customer; nothing was erased.",
+                               answered=True) from exc
+        except stripe.StripeError as exc:
+            log.warning("Stripe refused deleting customer %s: %s", customer_id, exc)
+            raise GatewayError("The payment provider is unavailable; nothing was erased. Please try again.",
+                               answered=exc.http_status is not None) from exc
+
     def payment_balance(self, payment_intent_id: str) -> dict | None:
         """https://docs.stripe.com/api/balance_transactions/object"""
         intent = self._call(f"the balance of {payment_intent_id}", self.client.v1.payment_intents.retrieve,

@@ -21,6 +21,7 @@ from ..extensions import csrf, db
 from ..ledger import operations as ledger
 from ..ledger import payouts
 from ..ledger.models import IllegalTransition, StripeEvent
+from ..security.privacy import guard_event
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -112,6 +113,7 @@ def receive_event(event: dict[str, Any]) -> str:
     stored = db.session.get(StripeEvent, event["id"])
     if stored is not None and stored.processed_at is not None:
         return "duplicate"
+    event = guard_event(event)  # about an erased supporter: neither stored nor booked with personal data
     if stored is None:
         stored = StripeEvent(
             id=event["id"],

@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "dashboard": frozenset({A, S, C}),
     "supporters.read": frozenset({A, S, C}),
     "supporters.write": frozenset({A, S}),
+    # GDPR access and erasure for a supporter: the whole of their personal data, or its end.
+    "supporters.privacy": frozenset({A, S}),
     "donations.read": frozenset({A, S, C}),
     "donations.refund": frozenset({A, S}),
     "campaigns.read": frozenset({A, S, C}),

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, event
+from sqlalchemy import JSON, ForeignKey, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -91,6 +94,24 @@ class AuditLogIsAppendOnly(RuntimeError):
     pass
 
 
+#: The only columns a redaction may change: personal data inside an entry (GDPR erasure) and the hashed
+#: address (IP retention). Who acted, what, on which object, when and with which outcome stay as written.
+REDACTABLE = frozenset({"detail", "note", "ip_hash", "actor_email"})
+_redacting: ContextVar[bool] = ContextVar("audit_redacting", default=False)
+
+
+@contextmanager
+def audit_redaction() -> Iterator[None]:
+    """The one way to change audit entries: inside this block, entries loaded through the ORM may have
+    their REDACTABLE columns changed, one by one (never deleted, never a bulk UPDATE). Used only by
+    erasure and IP retention (donations.security.privacy)."""
+    token = _redacting.set(True)
+    try:
+        yield
+    finally:
+        _redacting.reset(token)
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_changes(state):
     if (state.is_update or state.is_delete) and any(m.class_ is AuditEntry for m in state.all_mappers):
@@ -98,6 +119,16 @@ def _refuse_bulk_changes(state):
 
 
 @event.listens_for(AuditEntry, "before_update")
-@event.listens_for(AuditEntry, "before_delete")
 def _refuse_changes(mapper, connection, target):
+    if _redacting.get():
+        state = inspect(target)
+        changed = {attr.key for attr in state.attrs if attr.history.has_changes()}
+        if changed <= REDACTABLE:
+            return
+        raise AuditLogIsAppendOnly(f"a redaction may change only {sorted(REDACTABLE)}, not {sorted(changed)}")
+    raise AuditLogIsAppendOnly("audit entries are never changed or deleted")
+
+
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_deletes(mapper, connection, target):
     raise AuditLogIsAppendOnly("audit entries are never changed or deleted")

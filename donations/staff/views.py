@@ -38,6 +38,7 @@ from ..reports import operations as export_ops
 from ..reports.models import ExportJob, ExportStatus
 from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
 from ..reports.registry import kinds as export_kinds
+from ..security import privacy
 from . import auth, charts
 from . import operations as ops
 from .forms import (
@@ -169,9 +170,63 @@ def supporters():
 @bp.get("/supporters/<int(max=2147483647):supporter_id>")
 @auth.require("supporters.read")
 def supporter(supporter_id: int):
-    person = db.get_or_404(Supporter, supporter_id)
+    return _supporter_page(db.get_or_404(Supporter, supporter_id))
+
+
+def _supporter_page(person: Supporter, status: int = 200):
     return render_template("staff/supporter.html", supporter=person, action_form=ActionForm(),
-                           statement_roles=auth.PERMISSIONS["statements.reissue"], **ops.supporter_timeline(person))
+                           statement_roles=auth.PERMISSIONS["statements.reissue"],
+                           privacy_roles=auth.PERMISSIONS["supporters.privacy"], erased=privacy.is_erased(person),
+                           **ops.supporter_timeline(person)), status
+
+
+@bp.get("/supporters/<int(max=2147483647):supporter_id>/data.json")
+@auth.require("supporters.privacy")
+def supporter_data_json(supporter_id: int):
+    """Everything held about the supporter (GDPR art. 15), for staff answering a request; audited."""
+    return _supporter_data(supporter_id, "json")
+
+
+@bp.get("/supporters/<int(max=2147483647):supporter_id>/data.zip")
+@auth.require("supporters.privacy")
+def supporter_data_zip(supporter_id: int):
+    """The same as CSV files in a ZIP."""
+    return _supporter_data(supporter_id, "zip")
+
+
+def _supporter_data(supporter_id: int, fmt: str):
+    person = db.get_or_404(Supporter, supporter_id)
+    body = privacy.export_json(person) if fmt == "json" else privacy.export_zip(person)
+    auth.audit("supporter.data_export", "supporter", person.id, format=fmt)
+    db.session.commit()
+    return Response(body, mimetype="application/json" if fmt == "json" else "application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{privacy.export_filename(person, fmt)}"'})
+
+
+@bp.post("/supporters/<int(max=2147483647):supporter_id>/erase")
+@auth.require("supporters.privacy")
+def erase_supporter(supporter_id: int):
+    """Erase the supporter's personal data (GDPR art. 17) with a reason; audited. 409 when Stripe refuses."""
+    person = db.get_or_404(Supporter, supporter_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    reason = (request.form.get("reason") or "").strip()
+    if not reason or len(reason) > 1000:
+        flash("Give the reason for the erasure (at most 1000 characters), e.g. the request's date and channel.",
+              "error")
+        return _supporter_page(person, 400)
+    try:
+        erasure = privacy.erase(person, requested_by="staff", staff_user=current_user, reason=reason)
+    except privacy.ErasureRefused as exc:
+        # Nothing was pseudonymised; recurring gifts Stripe already cancelled stay cancelled here too.
+        auth.audit("supporter.erase", "supporter", person.id, outcome="failed", error=str(exc)[:300])
+        db.session.commit()
+        flash(f"Not erased: {exc}", "error")
+        return _supporter_page(person, 409)
+    auth.audit("supporter.erase", "supporter", person.id, reason=erasure.reason)  # the reason, redacted
+    db.session.commit()
+    flash("The supporter's personal data is erased; their gifts stay in the books.", "info")
+    return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)
 
 
 @bp.post("/supporters/<int(max=2147483647):supporter_id>/donations/<int(max=2147483647):donation_id>/resend")

@@ -58,6 +58,10 @@ ROUTES = [
     Route("POST", "staff.cancel_recurring", "/staff/supporters/{supporter}/recurring/{recurring}/cancel"),
     Route("POST", "staff.issue_statement", "/staff/supporters/{supporter}/statements"),
     Route("GET", "staff.statement_pdf", "/staff/supporters/{supporter}/statements/{statement}.pdf"),
+    Route("GET", "staff.supporter_data_json", "/staff/supporters/{supporter}/data.json"),
+    Route("GET", "staff.supporter_data_zip", "/staff/supporters/{supporter}/data.zip"),
+    #: Another supporter: the world's own has a recurring gift the sandbox does not hold, which erasure cancels.
+    Route("POST", "staff.erase_supporter", "/staff/supporters/{erasable}/erase"),
     Route("GET", "staff.donations", "/staff/donations"),
     Route("GET", "staff.donation", "/staff/donations/{donation}"),
     Route("POST", "staff.refund", "/staff/donations/{donation}/refund"),
@@ -121,6 +125,8 @@ def world(client) -> dict:
         db.session.commit()
         ids = {"supporter": gift.supporter_id, "donation": donation, "recurring": recurring.id,
                "payout": "po_matrix", "statement": statement.id, "email": receipt.id}
+    with in_app(app):
+        ids["erasable"] = db.session.get(Donation, webhook_gift(client, email="erasable@example.com")).supporter_id
     ids["campaign"] = default_campaign_id(app)
     with in_app(app):
         ids["variant"] = db.session.scalars(select(CampaignVariant.id).where(
@@ -160,6 +166,7 @@ def form_for(r: Route, app, world: dict, role: str) -> dict:
                                        "weekly_supporters-recipients": f"{role}@example.org"},
         "staff.send_report_now": {"token": new_token()},
         "staff.issue_statement": {"fiscal_year": "2025"},
+        "staff.erase_supporter": {"reason": f"Asked by email, erased by {role}"},
         "staff.reports": {"kind": "donations", "start": "2026-01-01", "end": "2026-01-31", "format": "csv"},
     }.get(r.endpoint, {})
 
@@ -256,6 +263,8 @@ def status_of(client, world, role: str, method: str, endpoint: str) -> int:
     ("POST", "staff.save_translation"),
     ("POST", "staff.resend_receipt"),
     ("POST", "staff.cancel_recurring"),
+    ("GET", "staff.supporter_data_json"),
+    ("POST", "staff.erase_supporter"),
     ("GET", "staff.users"),
     ("POST", "staff.create_user"),
     ("POST", "staff.change_user"),
@@ -296,6 +305,7 @@ def test_the_permission_table_says_what_the_issue_asks():
     assert PERMISSIONS["donations.refund"] == {Role.ADMIN, Role.STAFF}
     assert PERMISSIONS["campaigns.write"] == {Role.ADMIN, Role.STAFF}
     assert PERMISSIONS["supporters.write"] == {Role.ADMIN, Role.STAFF}
+    assert PERMISSIONS["supporters.privacy"] == {Role.ADMIN, Role.STAFF}
     assert PERMISSIONS["users.read"] == PERMISSIONS["users.write"] == {Role.ADMIN}
     assert all(Role.ADMIN in roles for roles in PERMISSIONS.values())
 
@@ -329,13 +339,14 @@ def test_every_staff_route_is_in_the_matrix(app):
 
 def test_every_matrix_path_is_the_routes_own_and_every_view_declares_a_permission(app):
     world = {"supporter": 1, "donation": 2, "recurring": 3, "campaign": 4, "variant": 9, "user": 5, "payout": "po_1",
-             "kind": "weekly_supporters", "statement": 6, "job": 7, "email": 8}
+             "kind": "weekly_supporters", "statement": 6, "job": 7, "email": 8, "erasable": 10}
     with app.test_request_context():
         for r in ROUTES:
             view = app.view_functions[r.endpoint]
             assert view is view_of(r.endpoint)
             assert getattr(view, "permission", None) in PERMISSIONS, r.endpoint
-            args = {k if k == "kind" else f"{k}_id": v for k, v in world.items() if "{" + k + "}" in r.path}
+            args = {k if k == "kind" else "supporter_id" if k == "erasable" else f"{k}_id": v
+                    for k, v in world.items() if "{" + k + "}" in r.path}
             assert url_for(r.endpoint, **args) == r.path.format(**world)
 
 
