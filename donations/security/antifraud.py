@@ -105,7 +105,7 @@ def check_checkout_limits(email: object) -> LimitBreach | None:
         for item in items:
             if not strategy.hit(item, "checkout", scope, key):
                 reset = strategy.get_window_stats(item, "checkout", scope, key).reset_time
-                current_app.logger.warning("checkout limit %s (%s) reached", scope, item)
+                current_app.logger.info("checkout limit %s (%s) reached", scope, item)
                 return LimitBreach(scope, max(1, math.ceil(reset - time.time())))
     return None
 
