@@ -51,7 +51,7 @@ def hidden(html: str, name: str) -> str:
 
 
 def form_page(client, **environ) -> str:
-    return client.get("/donate", environ_base=environ or None).get_data(as_text=True)
+    return client.get("/donate", environ_base=environ).get_data(as_text=True)
 
 
 def filled_form(html: str, **overrides) -> dict:
