@@ -95,6 +95,6 @@ def _queue_alert(state: SecurityState, total: int, failures: int) -> None:
         "jobs_url": f"{config['PUBLIC_URL']}/staff/jobs",
         "window": config["ATTACK_WINDOW_MINUTES"],
     }
-    started = _aware(state.started_at).strftime("%Y%m%dT%H%M%S")
+    started = _aware(state.started_at).strftime("%Y%m%dT%H%M%S.%f")
     for address in _recipients():
         outbox.queue("security_alert", address, context, dedupe_key=f"security_alert:{started}:{address}"[:255])
