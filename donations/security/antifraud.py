@@ -17,6 +17,7 @@ from functools import lru_cache
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 
 from ..db import now_utc
@@ -98,7 +99,14 @@ def check_checkout_limits(email: object) -> LimitBreach | None:
         ("email", parse_limits(config["CHECKOUT_LIMIT_PER_EMAIL"]), email_key(email)),
         ("global", parse_limits(config["CHECKOUT_LIMIT_GLOBAL"]), "all"),
     )
-    strategy = _strategy()
+    try:
+        return _first_breach(_strategy(), scopes)
+    except Exception:  # the shared store (Redis…) is away: keep limiting, in this process's memory
+        current_app.logger.exception("rate limit storage unreachable; checkout limits counted in memory")
+        return _first_breach(_memory_strategy(), scopes)
+
+
+def _first_breach(strategy: RateLimiter, scopes) -> LimitBreach | None:
     for scope, items, key in scopes:
         if key is None:
             continue
@@ -108,6 +116,14 @@ def check_checkout_limits(email: object) -> LimitBreach | None:
                 current_app.logger.info("checkout limit %s (%s) reached", scope, item)
                 return LimitBreach(scope, max(1, math.ceil(reset - time.time())))
     return None
+
+
+def _memory_strategy() -> RateLimiter:
+    """Per process, for while the configured storage cannot be reached (a fail-safe, not the normal path)."""
+    strategy = current_app.extensions.get("checkout_rate_limiter_fallback")
+    if strategy is None:
+        strategy = current_app.extensions["checkout_rate_limiter_fallback"] = MovingWindowRateLimiter(MemoryStorage())
+    return strategy
 
 
 def captcha_configured() -> bool:

@@ -274,3 +274,18 @@ def test_the_defaults_and_a_complete_captcha_setting_start():
     Config(environ={}).validate()
     Config(environ={"CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SITE_KEY": "1x00000000000000000000AA",
                     "CAPTCHA_SECRET_KEY": "1x0000000000000000000000000000000AA", "CAPTCHA_MODE": "always"}).validate()
+
+
+def test_with_the_shared_store_away_the_limits_still_hold_in_memory(app, client, gateway, monkeypatch):
+    class Unreachable:
+        def hit(self, *args, **kwargs):
+            raise ConnectionError("redis://limits.internal:6379 refused the connection")
+
+    limits(monkeypatch, app, ip="2 per minute")
+    monkeypatch.setattr(antifraud, "_strategy", lambda: Unreachable())
+    monkeypatch.delitem(app.extensions, "checkout_rate_limiter_fallback", raising=False)
+
+    statuses = [client.post(API, json=api_body(email=f"r{n}@example.com")).status_code for n in range(4)]
+
+    assert statuses == [201, 201, 429, 429] and gateway.calls == 2
+    app.extensions.pop("checkout_rate_limiter_fallback", None)
