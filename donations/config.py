@@ -244,6 +244,40 @@ class Config:
         if self.COUNT_BUFFER_MAX < self.COUNT_FLUSH_EVENTS:
             raise ConfigError("COUNT_BUFFER_MAX must be at least COUNT_FLUSH_EVENTS")
 
+    def _validate_antifraud(self) -> None:
+        """Limits, minimums and the CAPTCHA must be usable, or the defences would fail on the first gift."""
+        from limits import parse_many
+
+        from .money import Money, MoneyError
+
+        for name in ("CHECKOUT_LIMIT_PER_IP", "CHECKOUT_LIMIT_PER_EMAIL", "CHECKOUT_LIMIT_GLOBAL"):
+            try:
+                if not parse_many(getattr(self, name)):
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{name} must be limits such as '5 per minute;30 per hour', "
+                                  f"not {getattr(self, name)!r}") from None
+        if self.FORM_MIN_SECONDS < 0:
+            raise ConfigError("FORM_MIN_SECONDS must be 0 (no check) or more")
+        for code, major in self.MIN_AMOUNTS.items():
+            try:
+                if Money.from_major(major, code).amount <= 0:
+                    raise MoneyError("must be above 0")
+            except MoneyError as exc:
+                raise ConfigError(f"MIN_AMOUNTS for {code}: {exc}") from None
+        if self.CAPTCHA_PROVIDER not in ("", "turnstile", "hcaptcha"):
+            raise ConfigError(f"CAPTCHA_PROVIDER must be turnstile, hcaptcha or empty, not {self.CAPTCHA_PROVIDER!r}")
+        if self.CAPTCHA_PROVIDER and not (self.CAPTCHA_SITE_KEY and self.CAPTCHA_SECRET_KEY):
+            raise ConfigError(f"CAPTCHA_PROVIDER={self.CAPTCHA_PROVIDER} needs CAPTCHA_SITE_KEY and CAPTCHA_SECRET_KEY")
+        if self.CAPTCHA_MODE not in ("always", "attack"):
+            raise ConfigError(f"CAPTCHA_MODE must be always or attack, not {self.CAPTCHA_MODE!r}")
+        if self.CAPTCHA_MODE == "always" and not self.CAPTCHA_PROVIDER:
+            raise ConfigError("CAPTCHA_MODE=always needs CAPTCHA_PROVIDER (turnstile or hcaptcha) and its keys")
+        if self.ATTACK_WINDOW_MINUTES < 1 or self.ATTACK_MODE_MINUTES < 1 or self.ATTACK_MIN_ATTEMPTS < 1:
+            raise ConfigError("ATTACK_WINDOW_MINUTES, ATTACK_MODE_MINUTES and ATTACK_MIN_ATTEMPTS must be at least 1")
+        if not 0 < self.ATTACK_FAILURE_SHARE <= 1:
+            raise ConfigError("ATTACK_FAILURE_SHARE must be above 0 and at most 1 (such as 0.6)")
+
     @property
     def PAYMENT_GATEWAY(self) -> str:
         return "stripe" if self.STRIPE_SECRET_KEY else "sandbox"
@@ -289,6 +323,7 @@ class Config:
         self._validate_amounts()
         self._validate_scheduler()
         self._validate_counting()
+        self._validate_antifraud()
         if self.AB_MIN_IMPRESSIONS < 0 or self.AB_MIN_GIFTS < 0:
             raise ConfigError("AB_MIN_IMPRESSIONS and AB_MIN_GIFTS must be 0 or more")
         if not 0.5 < self.AB_WINNER_PROBABILITY < 1:

@@ -20,6 +20,7 @@ from .ledger.jobs import settle_books
 from .mail.sender import send_due
 from .payments.sync import sync_events
 from .reports.jobs import run_exports
+from .security.jobs import check_attack_mode
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 from .security.privacy import clear_old_ip_hashes
 
@@ -64,6 +65,8 @@ def registered_jobs(config) -> list[Job]:
         # Gifts whose webhook never arrived are in the books within one interval.
         Job("payments.sync_events", "Book Stripe events whose webhook never arrived", sync_events,
             "interval", {"seconds": sync}, f"every {sync} s"),
+        Job("security.attack_mode", "Switch attack mode on while declined or abandoned checkouts spike",
+            check_attack_mode, "interval", {"minutes": 1}, "every minute"),
         Job("scheduler.prune_runs", "Delete job runs older than JOB_RUNS_KEEP_DAYS", prune_runs,
             "interval", {"hours": 1}, "hourly"),
         Job("privacy.ip_retention", "Forget hashed client addresses older than IP_RETENTION_DAYS",

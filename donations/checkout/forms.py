@@ -57,6 +57,11 @@ class DonationForm(FlaskForm):
     variant = HiddenField()
     #: Unique per rendered form; becomes the attempt id, so a double-submit opens one checkout.
     token = HiddenField(default=lambda: str(uuid.uuid4()))
+    #: Honeypot: hidden from people (CSS, aria-hidden, out of the tab order); a bot that fills in every field
+    #: gives itself away, and the gift is refused.
+    homepage = StringField("Leave this field empty", render_kw={"tabindex": "-1", "autocomplete": "off"})
+    #: The signed moment the form was rendered: a submission faster than FORM_MIN_SECONDS is refused.
+    started = HiddenField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -53,6 +53,13 @@ def openapi_document(config) -> dict:
                                                    "campaign does not have is refused, a paused variant's "
                                                    "gift is not attributed to it."},
                         "cover_fees": {"type": "boolean", "default": False},
+                        "captcha_token": {
+                            "type": "string", "maxLength": 4096,
+                            "description": "The response of the CAPTCHA widget (Cloudflare Turnstile or hCaptcha, "
+                                           "as configured), verified on the server. Required when the site asks "
+                                           "for a CAPTCHA on every gift, and for everyone while attack mode is "
+                                           "on; a missing or failed one is a 400 with errors.captcha_token.",
+                        },
                         "mailing_consent": {
                             "type": "boolean", "default": False,
                             "description": "The reader ticked \"Keep me informed about our work by email\" "
@@ -67,6 +74,17 @@ def openapi_document(config) -> dict:
                         "required": ["id", "url"],
                     }}}},
                     "400": _ERRORS,
+                    "429": {
+                        "description": "Too many checkouts started from this address, for this email address or "
+                                       "by everyone in a short time; nothing was created or charged.",
+                        "headers": {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                                    "schema": {"type": "integer"}}},
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "properties": {"error": {"type": "string"}, "retry_after": {"type": "integer"}},
+                            "required": ["error", "retry_after"],
+                        }}},
+                    },
                     "503": {"description": "The payment provider is unavailable; nothing was charged."},
                 },
             }},

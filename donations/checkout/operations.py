@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..campaigns import operations as campaigns
 from ..campaigns.articles import article_id_for
@@ -16,8 +16,10 @@ from ..campaigns.models import Campaign, CampaignVariant
 from ..db import insert_ignore, now_utc
 from ..extensions import db
 from ..ledger.models import Donation, Frequency, RecurringDonation
-from ..money import Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, normalise_currency
+from ..money import (Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, minimum_charge,
+                     normalise_currency)
 from ..payments.gateway import CheckoutRequest, GatewayError, get_gateway
+from ..security.ip import client_ip_hash
 from .models import AttemptStatus, CheckoutAttempt
 from .validation import clean_article_url, clean_email, clean_name
 
@@ -62,7 +64,7 @@ def clean_frequency(value: object) -> Frequency:
 
 
 API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees",
-              "mailing_consent", "variant"}
+              "mailing_consent", "variant", "captcha_token"}
 #: What a supporter agreed to, in the words they saw; kept with their consent.
 MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
 FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
@@ -100,6 +102,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
     check("article_url", clean_article_url)
     check("cover_fees", _boolean)
     check("mailing_consent", _boolean)
+    check("captcha_token", _captcha_token)
     if "currency" in values:
         check("amount", lambda v: _api_amount(v, values["currency"]))
     if errors:
@@ -139,6 +142,13 @@ def _api_variant(campaign: Campaign, key: object) -> CampaignVariant | None:
     return active_variant(campaign, key)
 
 
+def _captcha_token(value: object) -> str:
+    """Only its shape here; the provider verifies it when a CAPTCHA is required (security/captcha.py)."""
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError("Must be the CAPTCHA widget's response, as text.")
+    return value
+
+
 def _boolean(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("Must be true or false.")
@@ -156,10 +166,32 @@ def _api_amount(value: object, currency: str) -> Money:
 
 
 def check_gift(money: Money) -> None:
-    """Currency accepted, and within Stripe's minimum and our maximum; raises ValueError (MoneyError)."""
+    """Currency accepted, and within our minimum (MIN_AMOUNTS, never below Stripe's) and our maximum;
+    raises ValueError (MoneyError). Card testers try the smallest amounts, so the minimum is a defence too."""
     if money.amount <= 0:
         raise MoneyError("Amount must be more than zero.")
     check_amount(money, current_app.config)
+    low = minimum_gift(money.currency)
+    if money.amount < low.amount:
+        raise MoneyError(f"The smallest gift is {low.format(_locale())}.")
+
+
+def minimum_gift(currency: str) -> Money:
+    """The smallest gift in ``currency``: MIN_AMOUNTS (major units) where named, and never below Stripe's minimum."""
+    stripe_minimum = minimum_charge(currency)
+    configured = current_app.config["MIN_AMOUNTS"].get(stripe_minimum.currency)
+    if configured is None:
+        return stripe_minimum
+    ours = Money.from_major(configured, stripe_minimum.currency)
+    return ours if ours.amount > stripe_minimum.amount else stripe_minimum
+
+
+def _locale() -> str:
+    from flask import has_request_context
+
+    from ..web import request_locale
+
+    return request_locale() if has_request_context() else "en"
 
 
 def start_donation(request: DonationRequest, attempt_id: str | None = None) -> CheckoutAttempt:
@@ -233,6 +265,7 @@ def _claim_attempt(attempt_id: str, request: DonationRequest) -> CheckoutAttempt
         "variant_id": request.variant.id if request.variant else None,
         "gateway": get_gateway().name,
         "status": AttemptStatus.OPEN,
+        "ip_hash": client_ip_hash(),
     }, ["id"])
     attempt = db.session.get(CheckoutAttempt, attempt_id, populate_existing=True)
     if not _same_request(attempt, request):
@@ -283,3 +316,18 @@ def expire_attempt(session: dict[str, Any]) -> str:
         attempt.status = AttemptStatus.EXPIRED
         return f"attempt {attempt.id} expired"
     return f"attempt {attempt.id} already {attempt.status.value}"
+
+
+def record_decline(intent: dict[str, Any]) -> str:
+    """A card was declined on an attempt's checkout page: count it (attack mode watches the share declined).
+
+    The attempt is found by the ``attempt_id`` the gateway puts on the PaymentIntent's metadata (one-off
+    gifts; the sandbox does the same for every gift). Each event is stored once, so a redelivery counts nothing.
+    """
+    attempt_id = (intent.get("metadata") or {}).get("attempt_id")
+    attempt = db.session.get(CheckoutAttempt, attempt_id) if isinstance(attempt_id, str) else None
+    if attempt is None:
+        return "ignored: not ours"
+    db.session.execute(update(CheckoutAttempt).where(CheckoutAttempt.id == attempt.id)
+                       .values(declines=CheckoutAttempt.declines + 1))
+    return f"attempt {attempt.id}: card declined"

@@ -9,6 +9,7 @@ from ..campaigns import operations as campaigns
 from ..extensions import csrf, db
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
+from ..security import antifraud, captcha
 from ..web import request_locale
 from . import operations
 from .forms import DonationForm
@@ -17,6 +18,8 @@ from .openapi import openapi_document
 bp = Blueprint("checkout", __name__)
 #: Namespace of attempt ids derived from API clients' Idempotency-Keys.
 API_KEYS = uuid.UUID("6d1c2f0e-4b1a-4f7e-9a53-2f1e0c9b7d41")
+#: All a filled-in honeypot learns: nothing that tells a bot which field gave it away.
+HONEYPOT_REFUSED = "Your donation could not be started. Please reload the page and try again."
 
 
 @bp.route("/donate", methods=["GET", "POST"])
@@ -26,23 +29,44 @@ def donate():
         _prefill(form)
     campaign = campaigns.get_active(form.campaign.data or "") or campaigns.get_active_or_404(campaigns.DEFAULT_SLUG)
     ask = _ask(campaign, form.chosen_variant(), form.currency.data)
-    error = None
-    if form.validate_on_submit():
+    error, status, headers = None, None, {}
+    if request.method == "POST":
+        # The defences come before the form is even read, and long before any call to the payment provider.
+        breach = antifraud.check_checkout_limits(request.form.get("email"))
+        if breach is not None:
+            error, status, headers = breach.message, 429, {"Retry-After": str(breach.retry_after)}
+        elif form.homepage.data:
+            current_app.logger.info("donation form refused: honeypot filled")
+            return render_template("error.html", code=400, message=HONEYPOT_REFUSED), 400
+        else:
+            try:
+                antifraud.check_fill_time(form.started.data)
+            except antifraud.FormRefused as exc:
+                error, status = str(exc), 400
+    if status is None and form.validate_on_submit():
         try:
+            if antifraud.captcha_required():
+                chosen = captcha.provider()
+                captcha.verify(request.form.get(chosen.response_field) if chosen else None)
             attempt = operations.start_donation(form.to_request(request_locale()), form.token.data)
+        except captcha.CaptchaFailed as exc:
+            error, status = str(exc), 400
         except MoneyError as exc:
             form.amount.errors = [str(exc)]
         except GatewayError as exc:
             db.session.commit()  # keeps the attempt and its count of failed tries for the retry
-            error = str(exc)
+            error, status = str(exc), 503
         else:
             db.session.commit()
             return redirect(attempt.checkout_url, code=303)
-    status = 503 if error else (400 if form.errors else 200)
+    status = status or (400 if form.errors else 200)
+    form.started.data = antifraud.form_stamp()  # every form shown starts its own clock
     # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
     choice_args = {k: request.args[k][:2000] for k in ("campaign", "variant", "amount", "currency", "frequency",
                                                        "article_url") if isinstance(request.args.get(k), str)}
-    return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args), status
+    widget = captcha.provider() if antifraud.captcha_required() else None
+    return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args,
+                           captcha=widget), status, headers
 
 
 def _ask(campaign, variant, currency: str | None) -> dict:
@@ -91,9 +115,18 @@ def api_create_checkout_session():
         payload = request.get_json(silent=True)
     except RecursionError:  # "[[[[…" nested deeper than the JSON parser goes
         payload = None
+    breach = antifraud.check_checkout_limits(payload.get("email") if isinstance(payload, dict) else None)
+    if breach is not None:
+        return jsonify(error=breach.message, retry_after=breach.retry_after), 429, \
+            {"Retry-After": str(breach.retry_after)}
     donation_request, errors = operations.parse_api_request(payload, request_locale())
     if errors:
         return jsonify(errors=errors), 400
+    if antifraud.captcha_required():
+        try:
+            captcha.verify(payload.get("captcha_token"))
+        except captcha.CaptchaFailed as exc:
+            return jsonify(errors={"captcha_token": str(exc)}), 400
     key = request.headers.get("Idempotency-Key")
     try:
         # The attempt id is derived from the client's key, never the key itself: an attempt id opens

@@ -155,6 +155,7 @@ HANDLED_TYPES = (
     "payout.paid", "payout.failed", "payout.canceled", "payout.updated", "charge.refunded",
     "invoice.paid", "invoice.payment_failed",
     "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+    "payment_intent.payment_failed",
 )
 
 
@@ -195,5 +196,8 @@ def dispatch(event: dict[str, Any]) -> str:
         case "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted":
             # https://docs.stripe.com/api/events/types#event_types-customer.subscription.updated
             return ledger.apply_subscription(obj, occurred)
+        case "payment_intent.payment_failed":
+            # https://docs.stripe.com/api/events/types#event_types-payment_intent.payment_failed
+            return checkout_ops.record_decline(obj)
         case _:
             return "ignored: event type not handled"

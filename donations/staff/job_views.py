@@ -7,6 +7,7 @@ from ..db import now_utc
 from ..job_runs import RunOutcome, last_failure, recent_runs
 from ..leader import leadership
 from ..scheduler import registered_jobs
+from ..security.models import SecurityState
 from . import auth
 from .views import bp
 
@@ -35,4 +36,19 @@ def jobs():
     rows = job_rows()
     leader = leadership(now_utc(), current_app.config["SCHEDULER_LEADER_TIMEOUT_SECONDS"])
     return render_template("staff/jobs.html", rows=rows, leader=leader,
-                           failing=[row["job"] for row in rows if row["failing"]])
+                           failing=[row["job"] for row in rows if row["failing"]], attack=attack_mode_state())
+
+
+def attack_mode_state() -> dict:
+    """Attack mode as staff see it: on until when (or off), since when, and what the last check saw."""
+    from ..extensions import db
+    from ..security.antifraud import ATTACK_MODE
+    from ..security.jobs import _aware
+
+    state = db.session.get(SecurityState, ATTACK_MODE)
+    until = _aware(state.active_until) if state is not None else None
+    return {"active": until is not None and until > now_utc(), "until": until,
+            "started_at": _aware(state.started_at) if state is not None else None,
+            "alerted_at": _aware(state.alerted_at) if state is not None else None,
+            "detail": state.detail if state is not None else None,
+            "captcha": current_app.config["CAPTCHA_PROVIDER"]}

@@ -1,0 +1,100 @@
+"""Scheduled work of the defences: switching attack mode on while card testing goes on."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select
+
+from ..checkout.models import AttemptStatus, CheckoutAttempt
+from ..db import now_utc
+from ..extensions import db
+from ..mail import outbox
+from .antifraud import ATTACK_MODE, forget_attack_mode
+from .models import SecurityState
+
+#: A checkout page still open this long after it was made counts as abandoned (a reader pays in a minute or
+#: two; a card tester whose card failed never comes back).
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    from datetime import timezone
+
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def check_attack_mode(now: datetime | None = None) -> dict:
+    """Switch attack mode on (or keep it on) while the share of declined or abandoned checkouts spikes.
+
+    Among the checkout pages opened in the last ATTACK_WINDOW_MINUTES: when there are at least
+    ATTACK_MIN_ATTEMPTS and at least ATTACK_FAILURE_SHARE of them saw a card declined, expired, or are still
+    open after a few minutes, attack mode runs until ATTACK_MODE_MINUTES from now (every CAPTCHA-less gift then
+    meets a stricter per-address limit, and with a provider every gift needs the CAPTCHA). Staff get one alert
+    per attack. Nothing switches it off: it ends by itself when ``active_until`` passes.
+    """
+    config = current_app.config
+    now = now or now_utc()
+    since = now - timedelta(minutes=config["ATTACK_WINDOW_MINUTES"])
+    failed = or_(CheckoutAttempt.declines > 0, CheckoutAttempt.status == AttemptStatus.EXPIRED,
+                 and_(CheckoutAttempt.status == AttemptStatus.OPEN, CheckoutAttempt.created_at < now - ABANDONED_AFTER))
+    total, failures = db.session.execute(
+        select(func.count(), func.count().filter(failed))
+        .where(CheckoutAttempt.created_at >= since, CheckoutAttempt.checkout_session_id.is_not(None))
+    ).one()
+    detail = (f"{failures} of {total} checkouts declined or abandoned in the last "
+              f"{config['ATTACK_WINDOW_MINUTES']} minutes")
+    state = db.session.get(SecurityState, ATTACK_MODE, with_for_update=True)
+    spike = total >= config["ATTACK_MIN_ATTEMPTS"] and total and failures / total >= config["ATTACK_FAILURE_SHARE"]
+    if not spike:
+        if state is not None:
+            state.detail = detail
+        return {"attempts": total, "failed": failures, "active": int(_active(state, now)), "alerted": 0}
+    if state is None:
+        state = SecurityState(name=ATTACK_MODE)
+        db.session.add(state)
+    if not _active(state, now):
+        state.started_at = now  # a new attack (the last one, if any, has ended)
+    state.active_until = now + timedelta(minutes=config["ATTACK_MODE_MINUTES"])
+    state.detail = detail
+    alerted = 0
+    if state.alerted_at is None or _aware(state.alerted_at) < _aware(state.started_at):
+        _queue_alert(state, total, failures)
+        state.alerted_at = now
+        alerted = len(_recipients())
+    db.session.flush()
+    forget_attack_mode()
+    return {"attempts": total, "failed": failures, "active": 1, "alerted": alerted}
+
+
+def _active(state: SecurityState | None, now: datetime) -> bool:
+    return state is not None and state.active_until is not None and _aware(state.active_until) > now
+
+
+def _recipients() -> list[str]:
+    """SECURITY_ALERT_EMAILS, or every active staff admin when none are set."""
+    configured = current_app.config["SECURITY_ALERT_EMAILS"]
+    if configured:
+        return list(configured)
+    from ..staff.models import Role, StaffUser
+
+    return list(db.session.scalars(select(StaffUser.email).where(StaffUser.role == Role.ADMIN,
+                                                                 StaffUser.active.is_(True))
+                                   .order_by(StaffUser.id)))
+
+
+def _queue_alert(state: SecurityState, total: int, failures: int) -> None:
+    """One email per recipient per attack (the dedupe key names the attack by its start)."""
+    config = current_app.config
+    context = {
+        "publication": config["PUBLICATION_NAME"],
+        "started_at": _aware(state.started_at).strftime("%Y-%m-%d %H:%M UTC"),
+        "active_until": _aware(state.active_until).strftime("%Y-%m-%d %H:%M UTC"),
+        "detail": state.detail,
+        "captcha": bool(config["CAPTCHA_PROVIDER"]),
+        "jobs_url": f"{config['PUBLIC_URL']}/staff/jobs",
+        "window": config["ATTACK_WINDOW_MINUTES"],
+    }
+    started = _aware(state.started_at).strftime("%Y%m%dT%H%M%S.%f")
+    for address in _recipients():
+        outbox.queue("security_alert", address, context, dedupe_key=f"security_alert:{started}:{address}"[:255])
