@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Config
 from .extensions import cors, csrf, db, limiter, migrate
+from .security import headers as security_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_cli(app)
     _register_error_handlers(app)
-    _register_security_headers(app)
+    security_headers.init_app(app)
 
     @app.template_filter("longdate")
     def longdate(moment) -> str:
@@ -115,22 +116,6 @@ def _spare_sessionless_requests(app: Flask, login_manager) -> None:
         return refresh(response) if cookie_name in request.cookies else response
 
     hooks[hooks.index(refresh)] = refresh_remember_cookie
-
-
-def _register_security_headers(app: Flask) -> None:
-    from flask import request
-
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Manage links carry a token in the path: it must not leave in a Referer header.
-        response.headers.setdefault("Referrer-Policy", "no-referrer" if request.path.startswith("/account")
-                                    else "strict-origin-when-cross-origin")
-        # Nothing may be framed (clickjacking) but the embed, which sets its own frame-ancestors.
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        if app.config["PUBLIC_URL"].startswith("https://"):
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
 
 
 def _register_error_handlers(app: Flask) -> None:
