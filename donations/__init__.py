@@ -1,7 +1,6 @@
 """Donations: reader support for independent publishers."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template
@@ -11,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from .config import Config
 from .extensions import cors, csrf, db, limiter, migrate
 from .security import headers as security_headers
+from .security.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(app)  # JSON lines or text, scrubbed of secrets and personal data
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
