@@ -122,9 +122,10 @@ def embed_fragment(slug: str):
 
 @bp.get("/embed/cta/<slug>")
 def embed_frame(slug: str):
+    body = _render_ask(slug, "campaigns/frame.html")
     # The publisher's sites only (issue 7); none configured: nobody.
     allow_framing_by(current_app.config["ALLOWED_ORIGINS"])
-    return _render_ask(slug, "campaigns/frame.html")
+    return body
 
 
 @bp.get("/api/v1/campaigns/<slug>")

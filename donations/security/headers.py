@@ -57,15 +57,9 @@ def allow_framing_by(origins: list[str]) -> None:
 
 
 def init_app(app: Flask) -> None:
-    policies: dict[str, list[tuple[str, str]]] = {}
-
     @app.after_request
     def security_headers(response):
-        ancestors = g.get("frame_ancestors", "'none'")
-        headers = policies.get(ancestors)
-        if headers is None:
-            headers = policies.setdefault(ancestors, static_headers(app.config, ancestors))
-        for name, value in headers:
+        for name, value in static_headers(app.config, g.get("frame_ancestors", "'none'")):
             response.headers[name] = value
         if request.path.startswith("/account"):
             # Manage links carry a token in the path: it must not leave in a Referer header.
