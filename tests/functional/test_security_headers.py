@@ -160,3 +160,18 @@ def test_a_captcha_provider_is_allowed_to_load_its_widget(tmp_path, provider, or
     for directive in ("script-src", "frame-src", "connect-src"):
         assert csp[directive].split() == ["'self'", *origins], directive
     assert csp["object-src"] == "'none'"
+
+
+def test_no_template_has_inline_script_or_event_handlers():
+    """script-src 'self' would block them: every script is a file of ours (pages, staff pages, the ask)."""
+    import re
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    offenders = []
+    for path in templates.rglob("*.html"):
+        html = path.read_text()
+        offenders += [f"{path.name}: {tag[:60]}" for tag in re.findall(r"<script\b[^>]*>", html) if "src=" not in tag]
+        offenders += [f"{path.name}: {m}" for m in re.findall(r"\son[a-z]+\s*=", html)]
+        offenders += [f"{path.name}: javascript: URL" for _ in re.findall(r"javascript:", html, re.I)]
+    assert offenders == []
