@@ -138,19 +138,8 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
-
-    def __init__(self):
-        super().__init__()
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
+class AppLogHandler(logging.StreamHandler):
+    """The app's handler on the root logger (to stderr, as basicConfig's was); one at a time."""
 
 
 def scrubber_for(config) -> Scrubber:
@@ -161,12 +150,12 @@ def scrubber_for(config) -> Scrubber:
     return Scrubber(key, secrets)
 
 
-def configure_logging(app: Flask) -> logging.Handler:
+def configure_logging(app: Flask, stream=None) -> logging.Handler:
     """One scrubbing handler on the root logger, in LOG_FORMAT; set up again (not added twice) per app."""
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+    for old in [h for h in root.handlers if isinstance(h, AppLogHandler)]:
         root.removeHandler(old)
-    handler = _Stderr()
+    handler = AppLogHandler(stream or sys.stderr)
     handler.addFilter(ScrubFilter(scrubber_for(app.config)))
     handler.setFormatter(JsonFormatter() if app.config.get("LOG_FORMAT") == "json" else TextFormatter())
     root.addHandler(handler)
