@@ -1,7 +1,6 @@
 """Donations: reader support for independent publishers."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template
@@ -10,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from .config import Config
 from .extensions import cors, csrf, db, limiter, migrate
+from .security import headers as security_headers
+from .security.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(app)  # JSON lines or text, scrubbed of secrets and personal data
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -65,7 +66,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_cli(app)
     _register_error_handlers(app)
-    _register_security_headers(app)
+    security_headers.init_app(app)
 
     @app.template_filter("longdate")
     def longdate(moment) -> str:
@@ -115,22 +116,6 @@ def _spare_sessionless_requests(app: Flask, login_manager) -> None:
         return refresh(response) if cookie_name in request.cookies else response
 
     hooks[hooks.index(refresh)] = refresh_remember_cookie
-
-
-def _register_security_headers(app: Flask) -> None:
-    from flask import request
-
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Manage links carry a token in the path: it must not leave in a Referer header.
-        response.headers.setdefault("Referrer-Policy", "no-referrer" if request.path.startswith("/account")
-                                    else "strict-origin-when-cross-origin")
-        # Nothing may be framed (clickjacking) but the embed, which sets its own frame-ancestors.
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        if app.config["PUBLIC_URL"].startswith("https://"):
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
 
 
 def _register_error_handlers(app: Flask) -> None:

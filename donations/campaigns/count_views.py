@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from ..extensions import db
+from ..security.headers import static_headers
 from . import counting
 from .articles import normalise_url
 
@@ -87,22 +88,18 @@ class CountEndpoint:
     """
 
     PATH = "/embed/v1/count"
-    HEADERS = [("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", "frame-ancestors 'none'"),
-               ("Referrer-Policy", "strict-origin-when-cross-origin"),
-               # The beacon's answer is never read; allowing any origin keeps a fetch() fallback quiet.
+    HEADERS = [# The beacon's answer is never read; allowing any origin keeps a fetch() fallback quiet.
                ("Access-Control-Allow-Origin", "*"), ("Cache-Control", "no-store")]
 
     def __init__(self, app: Flask, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app
-        self.headers = list(self.HEADERS)
+        self.headers = [*self.HEADERS, *static_headers(app.config)]
         # Pages of the publication only (its sites and the demo), so that nobody can fill the article report
         # with other sites' pages; with no ALLOWED_ORIGINS (a development setup) any page counts.
         origins = app.config["ALLOWED_ORIGINS"]
         self.origins = {_origin(normalise_url(o + "/")) for o in [*origins, app.config["PUBLIC_URL"]]
                         if normalise_url(o + "/")} if origins else None
-        if app.config["PUBLIC_URL"].startswith("https://"):
-            self.headers.append(("Strict-Transport-Security", "max-age=31536000"))
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != self.PATH:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from ..checkout.validation import clean_article_url
+from ..security.headers import allow_framing_by
 from ..web import request_locale
 from . import operations
 
@@ -123,8 +124,8 @@ def embed_fragment(slug: str):
 def embed_frame(slug: str):
     body = _render_ask(slug, "campaigns/frame.html")
     # The publisher's sites only (issue 7); none configured: nobody.
-    ancestors = " ".join(current_app.config["ALLOWED_ORIGINS"]) or "'none'"
-    return body, 200, {"Content-Security-Policy": f"frame-ancestors {ancestors}"}
+    allow_framing_by(current_app.config["ALLOWED_ORIGINS"])
+    return body
 
 
 @bp.get("/api/v1/campaigns/<slug>")

@@ -60,6 +60,16 @@ def openapi_document(config) -> dict:
                                            "for a CAPTCHA on every gift, and for everyone while attack mode is "
                                            "on; a missing or failed one is a 400 with errors.captcha_token.",
                         },
+                        "success_url": {"type": "string", "format": "uri", "maxLength": 2000,
+                                        "example": "https://publisher.example/thanks?session={CHECKOUT_SESSION_ID}",
+                                        "description": "Where the checkout sends the reader after paying: "
+                                                       "an absolute URL on one of the publication's sites "
+                                                       "(ALLOWED_ORIGINS) or this service; "
+                                                       "{CHECKOUT_SESSION_ID} is filled in. Default: our "
+                                                       "thank-you page."},
+                        "cancel_url": {"type": "string", "format": "uri", "maxLength": 2000,
+                                       "description": "Where a reader who cancels goes back to, on the same "
+                                                      "terms. Default: our donation form, filled in."},
                         "mailing_consent": {
                             "type": "boolean", "default": False,
                             "description": "The reader ticked \"Keep me informed about our work by email\" "

@@ -20,6 +20,7 @@ from ..money import (Money, MoneyError, UnknownCurrency, check_amount, fee_to_co
                      normalise_currency)
 from ..payments.gateway import CheckoutRequest, GatewayError, get_gateway
 from ..security.ip import client_ip_hash
+from ..security.redirects import safe_next
 from .models import AttemptStatus, CheckoutAttempt
 from .validation import clean_article_url, clean_email, clean_name
 
@@ -37,6 +38,9 @@ class DonationRequest:
     mailing_consent_source: str | None = None
     #: The A/B variant of the ask the reader answered (one of ``campaign``'s, active); None = not known.
     variant: CampaignVariant | None = None
+    #: Where the checkout sends the reader after paying or cancelling (API only); None = our own pages.
+    success_url: str | None = None
+    cancel_url: str | None = None
 
     @property
     def covered_fee(self) -> Money:
@@ -64,7 +68,8 @@ def clean_frequency(value: object) -> Frequency:
 
 
 API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees",
-              "mailing_consent", "variant", "captcha_token"}
+              "mailing_consent", "variant", "captcha_token",
+              "success_url", "cancel_url"}
 #: What a supporter agreed to, in the words they saw; kept with their consent.
 MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
 FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
@@ -103,6 +108,8 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
     check("cover_fees", _boolean)
     check("mailing_consent", _boolean)
     check("captcha_token", _captcha_token)
+    check("success_url", _return_url)
+    check("cancel_url", _return_url)
     if "currency" in values:
         check("amount", lambda v: _api_amount(v, values["currency"]))
     if errors:
@@ -118,6 +125,8 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
         locale=locale,
         mailing_consent_source=API_CONSENT_SOURCE if values.get("mailing_consent") else None,
         variant=values.get("variant"),
+        success_url=values.get("success_url"),
+        cancel_url=values.get("cancel_url"),
     ), {}
 
 
@@ -146,6 +155,15 @@ def _captcha_token(value: object) -> str:
     """Only its shape here; the provider verifies it when a CAPTCHA is required (security/captcha.py)."""
     if not isinstance(value, str) or len(value) > 4096:
         raise ValueError("Must be the CAPTCHA widget's response, as text.")
+    return value
+
+
+def _return_url(value: object) -> str:
+    """A page of the publication's own sites (ALLOWED_ORIGINS) or ours, as an absolute URL; never elsewhere."""
+    config = current_app.config
+    origins = [*config["ALLOWED_ORIGINS"], config["PUBLIC_URL"]]
+    if not isinstance(value, str) or value.startswith("/") or safe_next(value, origins) is None:
+        raise ValueError(f"Must be an absolute URL on {', '.join(origins)}.")
     return value
 
 
@@ -220,8 +238,8 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
             email=attempt.email,
             description=f"{'Donation' if request.frequency is Frequency.ONE_OFF else request.frequency.label + ' donation'}"
                         f" to {current_app.config['PUBLICATION_NAME']}",
-            success_url=f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
-            cancel_url=f"{public}/donate?{urlencode({'attempt': attempt.id})}",
+            success_url=request.success_url or f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=request.cancel_url or f"{public}/donate?{urlencode({'attempt': attempt.id})}",
             metadata={
                 "attempt_id": attempt.id,
                 "campaign": request.campaign.slug,

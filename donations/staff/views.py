@@ -39,6 +39,7 @@ from ..reports.models import ExportJob, ExportStatus
 from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
 from ..reports.registry import kinds as export_kinds
 from ..security import privacy
+from ..security.redirects import safe_next
 from . import auth, charts
 from . import operations as ops
 from .forms import (
@@ -76,18 +77,20 @@ def _login_email_key() -> str:
                deduct_when=lambda response: response.status_code != 303)  # only failed attempts count
 def login():
     form = LoginForm()
+    # Where Flask-Login sent the user from: a staff page of ours, never another site (open redirect).
+    next_path = safe_next(request.args.get("next"), path_prefix="/staff/")
     if form.validate_on_submit():
         user = auth.find_user(form.email.data)
         if auth.check_password(user, form.password.data):
             auth.start_session(user)
             auth.audit("sign_in", "staff_user", user.id, actor=user)
             db.session.commit()
-            return redirect(url_for("staff.dashboard"), code=303)
+            return redirect(next_path or url_for("staff.dashboard"), code=303)
         auth.audit("sign_in", "staff_user", user.id if user else None, outcome="denied", actor=user,
                    email=form.email.data.strip().lower()[:254])
         db.session.commit()
         form.password.errors = ["Email or password is not right."]  # the same words whatever was wrong
-    return render_template("staff/login.html", form=form), 401 if form.errors else 200
+    return render_template("staff/login.html", form=form, next_path=next_path), 401 if form.errors else 200
 
 
 @bp.post("/logout")

@@ -193,4 +193,5 @@ def test_the_api_document_describes_the_variant(client):
 
     assert schema["properties"]["variant"]["type"] == "string"
     assert set(schema["properties"]) == {"campaign", "amount", "currency", "frequency", "email", "name",
-                                         "article_url", "cover_fees", "mailing_consent", "variant", "captcha_token"}
+                                         "article_url", "cover_fees", "mailing_consent", "variant", "captcha_token",
+                                         "success_url", "cancel_url"}

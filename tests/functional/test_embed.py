@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from tests.functional.helpers import frame_ancestors
 
 
 def test_demo_article_embeds_the_versioned_ask_script_after_its_body(client):
@@ -53,7 +54,7 @@ def test_iframe_may_be_framed_only_by_allowed_origins_and_opens_checkout_on_top(
     response = client.get("/embed/cta/default")
 
     assert response.status_code == 200
-    assert response.headers["Content-Security-Policy"] == "frame-ancestors https://publisher.example"
+    assert frame_ancestors(response) == "https://publisher.example"
     assert 'target="_top"' in response.get_data(as_text=True)
 
 
@@ -93,8 +94,8 @@ def test_ask_offers_monthly_giving_with_the_article_attached(client):
 
 
 def test_pages_refuse_framing_except_the_embed(client):
-    assert client.get("/donate").headers["Content-Security-Policy"] == "frame-ancestors 'none'"
-    assert client.get("/embed/cta/default").headers["Content-Security-Policy"]== "frame-ancestors https://publisher.example"
+    assert frame_ancestors(client.get("/donate")) == "'none'"
+    assert frame_ancestors(client.get("/embed/cta/default")) == "https://publisher.example"
     assert client.get("/").headers["X-Content-Type-Options"] == "nosniff"
 
 
