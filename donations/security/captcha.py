@@ -91,9 +91,3 @@ def verify(token: object) -> None:
         codes = body.get("error-codes") if isinstance(body, dict) else None
         log.info("captcha: %s refused the token: %s", chosen.name, codes)
         raise CaptchaFailed(UNVERIFIED)
-
-
-def csp_sources() -> tuple[str, ...]:
-    """Origins the donation page must allow (script-src and frame-src) for the configured widget."""
-    chosen = provider()
-    return chosen.origins if chosen else ()

@@ -9,18 +9,16 @@ from collections.abc import Mapping
 
 from flask import Flask, g, request
 
-#: Script and frame origins each CAPTCHA provider's widget needs.
-CAPTCHA_ORIGINS = {
-    "turnstile": ("https://challenges.cloudflare.com",),
-    "hcaptcha": ("https://hcaptcha.com", "https://*.hcaptcha.com"),
-}
+from .captcha import PROVIDERS
+
 HSTS = "max-age=31536000; includeSubDomains"
 
 
 def content_security_policy(config: Mapping, frame_ancestors: str = "'none'") -> str:
     """The policy of every page: our own scripts only (no inline ones), no plugins, no <base> tricks."""
     provider = config.get("CAPTCHA_PROVIDER") or ""
-    extra = "".join(f" {origin}" for origin in CAPTCHA_ORIGINS.get(provider, ()))
+    # The configured widget's script, frame and verification calls (security/captcha.py names its origins).
+    extra = "".join(f" {origin}" for origin in (PROVIDERS[provider].origins if provider in PROVIDERS else ()))
     return "; ".join([
         "default-src 'self'",
         f"script-src 'self'{extra}",

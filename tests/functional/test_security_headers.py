@@ -154,7 +154,7 @@ def test_no_hsts_for_local_http_development(client):
     ("hcaptcha", ["https://hcaptcha.com", "https://*.hcaptcha.com"]),
 ])
 def test_a_captcha_provider_is_allowed_to_load_its_widget(tmp_path, provider, origins):
-    app = bare_app(tmp_path, CAPTCHA_PROVIDER=provider)
+    app = bare_app(tmp_path, CAPTCHA_PROVIDER=provider, CAPTCHA_SITE_KEY="site-key", CAPTCHA_SECRET_KEY="secret")
 
     csp = csp_directives(app.test_client().get("/no-such-page"))
     for directive in ("script-src", "frame-src", "connect-src"):
