@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.hostile.forms import client_for, endpoints, fill, route_app
-from tests.hostile.fuzzing import EXAMPLES, HOSTILE, hostile_segment, hostile_text
+from tests.hostile.fuzzing import EXAMPLES, FIELD_EXAMPLES, HOSTILE, HOSTILE_FIELD, hostile_segment, hostile_text
 
 APP = route_app()
 POST_ENDPOINTS = endpoints(APP, "POST")
@@ -49,7 +49,7 @@ def test_every_field_of_every_form_survives_hostile_values(world, endpoint):
         client = client_for(world, form.page)
         valid = form.data()
         for name in form.names():
-            @HOSTILE
+            @HOSTILE_FIELD
             @given(field_values)
             def one_field(values):
                 data = {**valid, name: values}
@@ -96,6 +96,6 @@ def test_the_walk_finds_the_forms(world):
     fields = sum(len(f.names()) for e in POST_ENDPOINTS for f in world.forms_for(e))
     print(f"\nhostile: {len(fuzzed)}/{len(POST_ENDPOINTS)} POST routes with a discovered form, "
           f"{sum(len(world.forms_for(e)) for e in POST_ENDPOINTS)} forms, {fields} fields, "
-          f"{len(GET_RULES)} GET routes, {len(ARG_RULES)} routes with path arguments, {EXAMPLES} examples each; "
+          f"{len(GET_RULES)} GET routes, {len(ARG_RULES)} routes with path arguments, {FIELD_EXAMPLES} examples per field, {EXAMPLES} per route; "
           f"blind: {[e for e in POST_ENDPOINTS if not world.forms_for(e)]}")
     assert urlsplit(by_endpoint["checkout.donate"].action).path == "/donate"
