@@ -38,6 +38,7 @@ class World:
     staff: FlaskClient
     supporter: FlaskClient
     reader: FlaskClient
+    visitor: FlaskClient
     admin_id: int
     ids: dict = field(default_factory=dict)
     forms: list[Form] = field(default_factory=list)
@@ -50,7 +51,8 @@ class World:
                 continue
             if endpoint == "staff.change_user" and form.action.rstrip("/").endswith(f"/{self.admin_id}"):
                 continue  # fuzzing the admin's own role would sign the fuzzing browser out
-            shape = (tuple(form.names()), tuple(p for p in urlsplit(form.action).path.split("/")
+            buttons = tuple((n, v) for n, v in form.fields if (n, v) in form.buttons)
+            shape = (tuple(form.names()), buttons, tuple(p for p in urlsplit(form.action).path.split("/")
                                                   if not p.isdigit() and len(p) < 40))
             if shape not in seen:
                 seen.add(shape)
@@ -110,7 +112,8 @@ def _build(app) -> World:
     assert started.status_code == 303, started.get_data(as_text=True)
     staff = signed_in(app.test_client(), Role.ADMIN)
     make_user(app, Role.STAFF)  # someone whose role the users form can change
-    world = World(staff=staff.client, supporter=app.test_client(), reader=reader, admin_id=staff.id,
+    world = World(staff=staff.client, supporter=app.test_client(), reader=reader,
+                  visitor=app.test_client(), admin_id=staff.id,
                   ids={"session_id": urlsplit(started.headers["Location"]).path.rsplit("/", 1)[-1]})
     _ids(app, world.ids)
     world.forms = crawl(app, world)

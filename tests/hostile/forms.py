@@ -7,7 +7,8 @@ values, the CSRF token). A route added later is picked up by the same walk.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ class Form:
     action: str               # the path the form posts to (query string kept)
     method: str               # "get" or "post"
     fields: list[tuple[str, str]] = field(default_factory=list)  # (name, valid value), in page order
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # named submit buttons (one is sent)
     endpoint: str = ""
     page: str = ""            # the page it was found on
 
@@ -35,6 +37,25 @@ class Form:
         for name, value in self.fields:
             out.setdefault(name, []).append(value)
         return out
+
+
+#: A value a person would type into an empty field, by input type (a required text field gets a word).
+PLAUSIBLE = {"email": "fuzz-reader@example.com", "url": "https://publisher.example/news/fuzz",
+             "number": "10", "date": "2026-01-15", "month": "2026-01", "password": "correct horse battery staple",
+             "tel": "+44 20 7946 0000"}
+
+
+_SERIAL = itertools.count(1)
+
+
+def plausible(name: str, kind: str, attrs: dict) -> str:
+    if kind == "number" and attrs.get("min"):
+        return attrs["min"]
+    if kind in PLAUSIBLE:
+        return PLAUSIBLE[kind]
+    if "email" in name:
+        return PLAUSIBLE["email"]
+    return f"fuzz{next(_SERIAL)}"  # unique, for fields that must be (slugs, keys)
 
 
 class _FormParser(HTMLParser):
@@ -70,18 +91,20 @@ class _FormParser(HTMLParser):
                 if "checked" in a or name not in self._radios:
                     self._radios[name] = a.get("value", "on")
             elif kind in ("submit", "image", "button", "reset", "file"):
-                if kind == "submit" and not self._button_taken:
-                    self._form.fields.append((name, a.get("value", "")))
-                    self._button_taken = True
+                if kind == "submit":
+                    self._form.buttons.append((name, a.get("value", "")))
             else:
-                self._form.fields.append((name, a.get("value", "")))
-        elif tag == "button" and a.get("type", "submit") == "submit" and not self._button_taken:
-            self._form.fields.append((name, a.get("value", "")))
-            self._button_taken = True
+                value = a.get("value", "")
+                if not value and ("required" in a or kind in PLAUSIBLE):
+                    value = plausible(name, kind, a)
+                self._form.fields.append((name, value))
+        elif tag == "button" and a.get("type", "submit") == "submit":
+            self._form.buttons.append((name, a.get("value", "")))
         elif tag == "select":
             self._select, self._select_value, self._select_first = name, None, None
         elif tag == "textarea":
             self._textarea, self._text = name, ""
+            self._textarea_required = "required" in a
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
@@ -94,7 +117,10 @@ class _FormParser(HTMLParser):
         if self._form is None:
             return
         if tag == "textarea" and self._textarea is not None:
-            self._form.fields.append((self._textarea, self._text))
+            text = self._text.removeprefix("\r").removeprefix("\n")  # a leading line end is dropped, as browsers do
+            if not text and self._textarea_required:
+                text = "Fuzzing text"
+            self._form.fields.append((self._textarea, text))
             self._textarea = None
         elif tag == "select" and self._select is not None:
             self._form.fields.append((self._select, self._select_value if self._select_value is not None
@@ -183,9 +209,11 @@ def endpoint_of(app: Flask, action: str, method: str) -> str | None:
 
 
 def client_for(world, path: str) -> FlaskClient:
-    """The browser a page is opened with: the admin for /staff (but its sign-in page), the supporter for their
-    manage link, an anonymous reader otherwise."""
-    if path.startswith("/staff") and not path.startswith("/staff/login"):
+    """The browser a page is opened with: the admin for /staff (a visitor of its own for the sign-in page), the
+    supporter for their manage link, an anonymous reader otherwise."""
+    if path.startswith("/staff/login"):
+        return world.visitor  # the sign-in page starts a new session: the reader's CSRF token would change
+    if path.startswith("/staff"):
         return world.staff
     if path.startswith("/account/"):
         return world.supporter
@@ -204,8 +232,11 @@ def crawl(app: Flask, world) -> list[Form]:
             if urlsplit(form.action).netloc:
                 continue
             form.endpoint = endpoint_of(app, form.action, form.method) or ""
-            if form.endpoint:
-                forms.append(form)
+            if not form.endpoint:
+                continue
+            # A form with several named submit buttons (preview, save…) is one form per button.
+            for button in dict.fromkeys(form.buttons) or [None]:
+                forms.append(replace(form, fields=form.fields + ([button] if button else [])))
     return forms
 
 
