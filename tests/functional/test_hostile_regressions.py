@@ -5,7 +5,6 @@ import pytest
 
 from donations.staff.models import Role
 from tests.factories import signed
-from tests.functional.helpers import hidden_value
 from tests.staff_helpers import signed_in
 
 
@@ -44,13 +43,6 @@ def test_a_signed_webhook_body_that_is_not_an_event_is_refused_with_400(client):
 
 
 @pytest.mark.parametrize("path", ["/donate?campaign=a%00b", "/thanks?session_id=cs_%00", "/embed/cta/de%00fault",
-                                  "/api/v1/campaigns/default?currency=EU%00R", "/account/abc%00def"])
+                                  "/api/v1/campaigns/default?currency=EU%00R", "/staff/login?next=%00"])
 def test_a_nul_character_in_the_path_or_query_is_refused_with_400(client, path):
     assert client.get(path).status_code == 400
-
-
-def test_a_nul_character_in_a_form_field_is_refused_with_400(client):
-    csrf = hidden_value(client.get("/account").get_data(as_text=True), "csrf_token")
-    response = client.post("/account", data={"csrf_token": csrf, "email": "reader\x00@example.com"})
-    assert response.status_code == 400
-    assert "NUL" in response.get_data(as_text=True)
