@@ -46,3 +46,13 @@ def test_a_signed_webhook_body_that_is_not_an_event_is_refused_with_400(client):
                                   "/api/v1/campaigns/default?currency=EU%00R", "/staff/login?next=%00"])
 def test_a_nul_character_in_the_path_or_query_is_refused_with_400(client, path):
     assert client.get(path).status_code == 400
+
+
+@pytest.mark.parametrize("year", ["²⁰²⁶", "٢٠٢٦", "99999999999999999999"])
+def test_a_fiscal_year_that_is_not_ascii_digits_is_a_field_error(app_ctx, year):
+    from donations.reports.operations import parse_export_request
+    from donations.reports.registry import ExportParamError
+
+    with pytest.raises(ExportParamError) as error:
+        parse_export_request("donations", None, None, year, None, "csv")
+    assert error.value.args[0] == "fiscal-year" or "fiscal" in str(error.value)
