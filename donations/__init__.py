@@ -67,6 +67,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_cli(app)
     _register_error_handlers(app)
     security_headers.init_app(app)
+    _refuse_nul_characters(app)
 
     @app.template_filter("longdate")
     def longdate(moment) -> str:
@@ -116,6 +117,23 @@ def _spare_sessionless_requests(app: Flask, login_manager) -> None:
         return refresh(response) if cookie_name in request.cookies else response
 
     hooks[hooks.index(refresh)] = refresh_remember_cookie
+
+
+def _refuse_nul_characters(app: Flask) -> None:
+    """A NUL character in the path or a query argument is refused with 400 before any view runs.
+
+    No honest browser sends one, PostgreSQL's text columns cannot hold one (psycopg refuses the query, a 500),
+    and every view would otherwise have to check each argument it passes on. Form fields are checked by the
+    forms themselves (with a message next to the field). Manage links keep their own answer ("This link is
+    not valid."): their token is checked by its signature before anything reaches the database."""
+    from flask import abort, request
+
+    @app.before_request
+    def refuse_nul():
+        in_path = "\x00" in request.path and not (request.endpoint or "").startswith("accounts.")
+        if in_path or any("\x00" in key or "\x00" in value for key, values in request.args.lists()
+                          for value in values):
+            abort(400, description="The address contains a NUL character.")
 
 
 def _register_error_handlers(app: Flask) -> None:

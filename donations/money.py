@@ -32,7 +32,7 @@ class UnknownCurrency(MoneyError):
 
 
 def normalise_currency(code: object) -> str:
-    if code in _KNOWN:  # already a code as stored (the exports build a million of these)
+    if type(code) is str and code in _KNOWN:  # already a code as stored (the exports build a million of these)
         return code  # type: ignore[return-value]
     if not isinstance(code, str) or not code.isascii() or len(code.strip()) != 3:
         raise UnknownCurrency("Unknown currency.")

@@ -20,3 +20,13 @@ def request_locale() -> str:
 
 def wants_json() -> bool:
     return request.path.startswith(("/api/", "/stripe/", "/embed/v1/"))
+
+
+def id_arg(value: str | None) -> int | None:
+    """A row id from a query argument: ASCII digits that fit the id columns (a 32-bit integer), else None.
+
+    str.isdigit() takes "²" and "٣", and an id of 30 digits overflows SQLite's and PostgreSQL's integers."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        number = int(value)
+        return number if number <= 2147483647 else None
+    return None

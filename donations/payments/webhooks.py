@@ -44,6 +44,10 @@ def verify_event(payload: bytes, header: str | None, secret: str, now: float | N
     future is rejected here too, so a captured header cannot be replayed later.
     """
     try:
+        payload.decode("utf-8")  # the SDK decodes the body itself and would raise UnicodeDecodeError (a 500)
+    except UnicodeDecodeError:
+        raise InvalidWebhook("Body is not UTF-8") from None
+    try:
         stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE)
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(str(exc).splitlines()[0]) from None

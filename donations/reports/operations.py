@@ -45,7 +45,7 @@ def parse_export_request(kind_name: str | None, start: str | None, end: str | No
 
     year = None
     if fiscal_year:
-        if not (fiscal_year.isdigit() and 2000 <= int(fiscal_year) <= 2100):
+        if not (fiscal_year.isascii() and fiscal_year.isdigit() and 2000 <= int(fiscal_year) <= 2100):
             raise ExportParamError("fiscal-year", "A fiscal year is a year such as 2026.")
         year = int(fiscal_year)
     try:

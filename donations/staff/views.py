@@ -40,6 +40,7 @@ from ..reports.registry import ExportParamError, csv_chunks, write_xlsx
 from ..reports.registry import kinds as export_kinds
 from ..security import privacy
 from ..security.redirects import safe_next
+from ..web import id_arg
 from . import auth, charts
 from . import operations as ops
 from .forms import (
@@ -151,9 +152,9 @@ def _filters() -> ops.Filters:
     before = args.get("before", "")
     return ops.Filters(
         q=args.get("q", "")[:200], kind=args.get("kind", "") if args.get("kind") in ops.SUPPORTER_KINDS else "",
-        campaign_id=int(campaign) if campaign.isdigit() else None,
+        campaign_id=id_arg(campaign),
         currency=args.get("currency", "") if args.get("currency") in current_app.config["CURRENCIES"] else "",
-        date_from=_date_arg("from"), date_to=_date_arg("to"), before=int(before) if before.isdigit() else None,
+        date_from=_date_arg("from"), date_to=_date_arg("to"), before=id_arg(before),
     )
 
 
@@ -694,10 +695,10 @@ def export_download(job_id: int):
 @bp.get("/audit")
 @auth.require("audit.read")
 def audit_log():
-    before = request.args.get("before", "")
+    before = id_arg(request.args.get("before"))
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(ops.PAGE + 1)
-    if before.isdigit():
-        stmt = stmt.where(AuditEntry.id < int(before))
+    if before is not None:
+        stmt = stmt.where(AuditEntry.id < before)
     rows = list(db.session.scalars(stmt))
     return render_template("staff/audit.html", rows=rows[:ops.PAGE],
                            next_before=rows[ops.PAGE - 1].id if len(rows) > ops.PAGE else None)
