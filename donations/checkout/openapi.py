@@ -120,6 +120,10 @@ def openapi_document(config) -> dict:
                             }}},
                         },
                     }}}},
+                    "400": {"description": "The address holds a character no honest client sends (NUL).",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "properties": {"error": {"type": "string"}},
+                                "required": ["error"]}}}},
                     "404": {"description": "No active campaign has this slug."},
                 },
             }},
