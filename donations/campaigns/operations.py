@@ -49,7 +49,7 @@ class BadEmbedRequest(ValueError):
 
 
 def get_active(slug: str) -> Campaign | None:
-    if not isinstance(slug, str) or len(slug) > 64:
+    if not isinstance(slug, str) or len(slug) > 64 or "\x00" in slug:  # PostgreSQL text holds no NUL
         return None
     return db.session.scalars(select(Campaign).where(Campaign.slug == slug, Campaign.active.is_(True))).one_or_none()
 

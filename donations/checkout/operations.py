@@ -92,6 +92,9 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
 
     def check(field: str, fn):
         if field in payload and payload[field] is not None and field not in errors:
+            if isinstance(payload[field], str) and "\x00" in payload[field]:
+                errors[field] = "Contains a character that is not allowed (NUL)."
+                return
             try:
                 values[field] = fn(payload[field])
             except ValueError as exc:

@@ -56,3 +56,21 @@ def test_a_fiscal_year_that_is_not_ascii_digits_is_a_field_error(app_ctx, year):
     with pytest.raises(ExportParamError) as error:
         parse_export_request("donations", None, None, year, None, "csv")
     assert error.value.args[0] == "fiscal-year" or "fiscal" in str(error.value)
+
+
+@pytest.mark.parametrize("field", ["campaign", "name", "email", "article_url", "captcha_token", "currency"])
+def test_a_nul_character_in_an_api_field_is_a_field_error_and_creates_nothing(client, field):
+    """PostgreSQL text holds no NUL: found by Schemathesis on PostgreSQL (a 500 from the campaign lookup)."""
+    from sqlalchemy import func, select
+
+    from donations.checkout.models import CheckoutAttempt
+    from donations.extensions import db
+
+    body = {"campaign": "default", "amount": 2500, "currency": "EUR", "frequency": "one_off",
+            "email": "reader@example.com", field: "de\x00fault"}
+    response = client.post("/api/v1/checkout-sessions", json=body)
+
+    assert response.status_code == 400
+    assert field in response.get_json()["errors"]
+    with client.application.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CheckoutAttempt)) == 0
