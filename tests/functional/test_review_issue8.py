@@ -48,3 +48,54 @@ def test_a_fresh_form_sent_back_at_once_is_still_refused(app, client, monkeypatc
     # The stamp the refusal shows again is a fresh one: sending it straight back is refused too.
     again = client.post("/donate", data=filled_form(fast.get_data(as_text=True), email="reader@example.com"))
     assert again.status_code == 400 and "quicker than a person" in again.get_data(as_text=True)
+
+
+# -- erasure, then the same person gives again ---------------------------------------------------------
+
+from sqlalchemy import select  # noqa: E402
+
+from donations.extensions import db  # noqa: E402
+from donations.ledger.models import Donation, Supporter  # noqa: E402
+from donations.mail.models import OutboxEmail  # noqa: E402
+from donations.security import privacy  # noqa: E402
+from tests.factories import checkout_session, event, make_attempt, post_event  # noqa: E402
+
+
+def test_a_supporter_who_erased_their_data_and_gives_again_later_gets_their_new_gift_and_receipt(app_ctx, client):
+    first = make_attempt(email="back@example.com", name="Bea Back")
+    db.session.commit()
+    assert post_event(client, event("checkout.session.completed", checkout_session(first))).status_code == 200
+    person = db.session.scalars(select(Supporter).where(Supporter.email == "back@example.com")).one()
+    privacy.erase(person, requested_by="supporter")
+    db.session.commit()
+
+    # Months later they come back through the donation form, and give again with the same address.
+    again = make_attempt(email="back@example.com", name="Bea Back")
+    db.session.commit()
+    assert post_event(client, event("checkout.session.completed", checkout_session(again))).status_code == 200
+
+    db.session.expire_all()
+    gift = db.session.scalars(select(Donation).where(Donation.attempt_id == again.id)).one()
+    donor = db.session.get(Supporter, gift.supporter_id)
+    assert donor.email == "back@example.com"
+    assert "back@example.com" in [e.to_address for e in db.session.scalars(select(OutboxEmail))]
+
+
+# -- the per-address limit and IPv6 ----------------------------------------------------------------------
+
+from donations.extensions import limiter  # noqa: E402
+from tests.functional.antifraud_helpers import API, api_body  # noqa: E402
+
+
+def test_one_ipv6_network_rotating_its_addresses_meets_the_per_address_limit(app, client, monkeypatch):
+    """Every IPv6 customer holds a whole /64 (2^64 addresses): keyed on the full address, a card tester
+    rotating through theirs would never meet the per-address limit, only the global one every reader shares."""
+    monkeypatch.setitem(app.config, "CHECKOUT_LIMIT_PER_IP", "2 per minute")
+    limiter.reset()
+    statuses = [client.post(API, json=api_body(email=f"r{n}@example.com"),
+                            environ_base={"REMOTE_ADDR": f"2001:db8:77:1::{n:x}"}).status_code for n in range(1, 5)]
+    assert statuses == [201, 201, 429, 429]
+    # Another network is another reader.
+    other = client.post(API, json=api_body(email="x@example.com"), environ_base={"REMOTE_ADDR": "2001:db8:77:2::1"})
+    assert other.status_code == 201
+    limiter.reset()
