@@ -99,3 +99,28 @@ def test_one_ipv6_network_rotating_its_addresses_meets_the_per_address_limit(app
     other = client.post(API, json=api_body(email="x@example.com"), environ_base={"REMOTE_ADDR": "2001:db8:77:2::1"})
     assert other.status_code == 201
     limiter.reset()
+
+
+# -- GDPR access: the history of a recurring gift ---------------------------------------------------------
+
+from donations.accounts.tokens import manage_url  # noqa: E402
+from donations.ledger.models import RecurringChange, RecurringDonation  # noqa: E402
+from tests.staff_helpers import in_app, sandbox_gift  # noqa: E402
+
+
+def test_the_data_download_includes_the_history_of_the_supporters_recurring_gifts(app, client):
+    """What happened to a monthly gift (started, paused, amount changed, cancelled), when, is data held about
+    the supporter: staff see it on the gift's history, so the supporter's own copy must hold it too."""
+    gift_id = sandbox_gift(app, email="monthly.reader@example.com", frequency="monthly")
+    with in_app(app):
+        person = db.session.get(Supporter, db.session.get(Donation, gift_id).supporter_id)
+        recurring = db.session.scalars(select(RecurringDonation).where(RecurringDonation.supporter_id == person.id)).one()
+        changes = db.session.scalars(select(RecurringChange).where(
+            RecurringChange.recurring_donation_id == recurring.id)).all()
+        assert changes  # the gift's history as staff see it
+        expected = sorted((c.what, c.old, c.new) for c in changes)
+        path = manage_url(person.id, person.email).removeprefix("http://donations.test")
+    data = client.get(f"{path}/data.json").get_json()
+    history = data["recurring_gift_changes"]
+    assert sorted((h["what"], h["old"], h["new"]) for h in history) == expected
+    assert {h["recurring_gift_id"] for h in history} == {recurring.id}
