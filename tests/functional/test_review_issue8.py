@@ -124,3 +124,18 @@ def test_the_data_download_includes_the_history_of_the_supporters_recurring_gift
     history = data["recurring_gift_changes"]
     assert sorted((h["what"], h["old"], h["new"]) for h in history) == expected
     assert {h["recurring_gift_id"] for h in history} == {recurring.id}
+
+
+# -- logs ---------------------------------------------------------------------------------------------------
+
+from donations.security.logging import Scrubber  # noqa: E402
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cret-pass@cache.internal:6379/0",
+                                 "rediss://:s3cret-pass@cache.internal:6380",
+                                 "memcached://user:s3cret-pass@cache.internal:11211"])
+def test_a_password_in_a_storage_url_never_reaches_the_log(url):
+    """Redis URLs usually carry a password without a user name (redis://:password@host): RATELIMIT_STORAGE_URI
+    quoted in an error (limits names the URL it could not use) must not write it to the log."""
+    line = Scrubber()(f"rate limit storage {url} unreachable")
+    assert "s3cret-pass" not in line and "cache.internal" in line
