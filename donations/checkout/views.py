@@ -30,6 +30,7 @@ def donate():
     campaign = campaigns.get_active(form.campaign.data or "") or campaigns.get_active_or_404(campaigns.DEFAULT_SLUG)
     ask = _ask(campaign, form.chosen_variant(), form.currency.data)
     error, status, headers = None, None, {}
+    stamp_passed = False
     if request.method == "POST":
         # The defences come before the form is even read, and long before any call to the payment provider.
         breach = antifraud.check_checkout_limits(request.form.get("email"))
@@ -41,6 +42,7 @@ def donate():
         else:
             try:
                 antifraud.check_fill_time(form.started.data)
+                stamp_passed = True
             except antifraud.FormRefused as exc:
                 error, status = str(exc), 400
     if status is None and form.validate_on_submit():
@@ -60,7 +62,10 @@ def donate():
             db.session.commit()
             return redirect(attempt.checkout_url, code=303)
     status = status or (400 if form.errors else 200)
-    form.started.data = antifraud.form_stamp()  # every form shown starts its own clock
+    if not (stamp_passed and current_app.config["FORM_MIN_SECONDS"]):
+        # Every new form starts its own clock; a form shown again after a slip (an error in a field, the CAPTCHA)
+        # keeps the clock that already passed, so correcting one field at once is no bot's speed.
+        form.started.data = antifraud.form_stamp()
     # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
     choice_args = {k: request.args[k][:2000] for k in ("campaign", "variant", "amount", "currency", "frequency",
                                                        "article_url") if isinstance(request.args.get(k), str)}

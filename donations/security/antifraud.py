@@ -8,6 +8,7 @@ the payment provider.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, R
 
 from ..db import now_utc
 from ..extensions import db, limiter
-from .ip import client_ip_hash, hash_ip
+from .ip import client_ip, hash_ip
 from .models import SecurityState
 
 ATTACK_MODE = "attack_mode"
@@ -78,6 +79,21 @@ def _strategy() -> RateLimiter:
     return cached[1]
 
 
+def address_key() -> str:
+    """The per-address limit's key: the client's IPv4 address, or its IPv6 /64 network (one customer's
+    allocation: rotating addresses inside it must not escape the limit), under the keyed hash."""
+    address = client_ip()
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return hash_ip(address) or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        return hash_ip(str(ipaddress.ip_network(f"{ip}/64", strict=False)))
+    return hash_ip(str(ip))
+
+
 def email_key(email: object) -> str | None:
     """The per-email limit's key: the address as typed, trimmed and lower-cased, under the keyed hash."""
     if not isinstance(email, str) or not email.strip() or len(email) > 254:
@@ -95,7 +111,7 @@ def check_checkout_limits(email: object) -> LimitBreach | None:
     if attack_mode_active() and not captcha_configured():
         per_ip = _fallback(per_ip)
     scopes = (
-        ("ip", per_ip, client_ip_hash() or "unknown"),
+        ("ip", per_ip, address_key()),
         ("email", parse_limits(config["CHECKOUT_LIMIT_PER_EMAIL"]), email_key(email)),
         ("global", parse_limits(config["CHECKOUT_LIMIT_GLOBAL"]), "all"),
     )

@@ -38,7 +38,7 @@ PATTERNS: list[tuple[re.Pattern, str]] = [
     # A manage link's token is the supporter's key to their gifts.
     (re.compile(r"/account/(?!request\b)[A-Za-z0-9._~-]{16,}"), "/account/[token]"),
     # Passwords in URLs (SMTP_URL, DATABASE_URL).
-    (re.compile(r"(://[^:/@\s]+):[^@/\s]+@"), r"\1:[secret]@"),
+    (re.compile(r"(://[^:/@\s]*):[^@/\s]+@"), r"\1:[secret]@"),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 

@@ -29,6 +29,7 @@ from ..ledger.models import (
     ConsentRecord,
     Donation,
     Erasure,
+    RecurringChange,
     RecurringDonation,
     Refund,
     StripeEvent,
@@ -140,6 +141,10 @@ def collect(supporter: Supporter) -> dict[str, list[dict[str, Any]]]:
                                         .order_by(Donation.id)))
     recurring = list(db.session.scalars(select(RecurringDonation).where(RecurringDonation.supporter_id == supporter.id)
                                         .order_by(RecurringDonation.id)))
+    changes = list(db.session.scalars(select(RecurringChange).where(
+        RecurringChange.recurring_donation_id.in_([r.id for r in recurring])).order_by(RecurringChange.at,
+                                                                                      RecurringChange.id))) \
+        if recurring else []
     refunds = list(db.session.scalars(select(Refund).where(Refund.donation_id.in_([d.id for d in donations]))
                                       .order_by(Refund.id))) if donations else []
     statements = list(db.session.scalars(select(AnnualStatement).where(AnnualStatement.supporter_id == supporter.id)
@@ -172,6 +177,10 @@ def collect(supporter: Supporter) -> dict[str, list[dict[str, Any]]]:
             "cancel_at_period_end": r.cancel_at_period_end, "paused_until": _iso(r.paused_until),
             "canceled_at": _iso(r.canceled_at), "stripe_subscription_id": r.stripe_subscription_id,
         } for r in recurring],
+        "recurring_gift_changes": [{
+            "recurring_gift_id": c.recurring_donation_id, "at": _iso(c.at), "what": c.what, "old": c.old,
+            "new": c.new,
+        } for c in changes],
         "refunds": [{
             "id": f.id, "gift_id": f.donation_id, **_money(f.amount, f.currency), "refunded_at": _iso(f.refunded_at),
         } for f in refunds],

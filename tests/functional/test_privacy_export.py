@@ -21,7 +21,7 @@ from tests.staff_helpers import audit_rows, in_app, signed_in, webhook_gift
 PUBLIC = "http://donations.test"
 EMAIL = "grace@example.com"
 FORMULA_NAME = "=HYPERLINK(\"http://evil.example\",\"click\")"
-SECTIONS = {"supporter", "gifts", "recurring_gifts", "refunds", "receipts", "emails", "consents", "checkout_attempts"}
+SECTIONS = {"supporter", "gifts", "recurring_gifts", "recurring_gift_changes", "refunds", "receipts", "emails", "consents", "checkout_attempts"}
 
 
 @pytest.fixture
