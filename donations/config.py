@@ -172,6 +172,12 @@ class Config:
         self.ATTACK_MIN_ATTEMPTS = _number(env, "ATTACK_MIN_ATTEMPTS", "30", int)
         self.ATTACK_FAILURE_SHARE = _number(env, "ATTACK_FAILURE_SHARE", "0.6", float)
         self.ATTACK_MODE_MINUTES = _number(env, "ATTACK_MODE_MINUTES", "60", int)
+        #: A spike is measured against the usual share: over the ATTACK_BASELINE_DAYS before the window (when
+        #: they hold at least ATTACK_MIN_ATTEMPTS checkouts), the window's share must also exceed it by
+        #: ATTACK_BASELINE_MARGIN, so a publication whose readers often leave the checkout page is not in attack
+        #: mode all day.
+        self.ATTACK_BASELINE_DAYS = _number(env, "ATTACK_BASELINE_DAYS", "7", int)
+        self.ATTACK_BASELINE_MARGIN = _number(env, "ATTACK_BASELINE_MARGIN", "0.2", float)
         #: Where attack-mode alerts go; empty = every active staff admin.
         self.SECURITY_ALERT_EMAILS = _csv(env.get("SECURITY_ALERT_EMAILS"), "")
         # --- Issue 8: privacy ------------------------------------------------------------------------------
@@ -277,6 +283,10 @@ class Config:
             raise ConfigError("ATTACK_WINDOW_MINUTES, ATTACK_MODE_MINUTES and ATTACK_MIN_ATTEMPTS must be at least 1")
         if not 0 < self.ATTACK_FAILURE_SHARE <= 1:
             raise ConfigError("ATTACK_FAILURE_SHARE must be above 0 and at most 1 (such as 0.6)")
+        if self.ATTACK_BASELINE_DAYS < 0:
+            raise ConfigError("ATTACK_BASELINE_DAYS must be 0 (no baseline) or more")
+        if not 0 <= self.ATTACK_BASELINE_MARGIN < 1:
+            raise ConfigError("ATTACK_BASELINE_MARGIN must be at least 0 and below 1 (such as 0.2)")
 
     @property
     def PAYMENT_GATEWAY(self) -> str:

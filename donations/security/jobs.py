@@ -29,8 +29,10 @@ def check_attack_mode(now: datetime | None = None) -> dict:
 
     Among the checkout pages opened in the last ATTACK_WINDOW_MINUTES: when there are at least
     ATTACK_MIN_ATTEMPTS and at least ATTACK_FAILURE_SHARE of them saw a card declined, expired, or are still
-    open after a few minutes, attack mode runs until ATTACK_MODE_MINUTES from now (every CAPTCHA-less gift then
-    meets a stricter per-address limit, and with a provider every gift needs the CAPTCHA). Staff get one alert
+    open after a few minutes, and that share is also ATTACK_BASELINE_MARGIN above the usual share of the
+    ATTACK_BASELINE_DAYS before (when those days saw enough checkouts to tell), attack mode runs until
+    ATTACK_MODE_MINUTES from now (every CAPTCHA-less gift then meets a stricter per-address limit, and with a
+    provider every gift needs the CAPTCHA). Staff get one alert
     per attack. Nothing switches it off: it ends by itself when ``active_until`` passes.
     """
     config = current_app.config
@@ -38,14 +40,25 @@ def check_attack_mode(now: datetime | None = None) -> dict:
     since = now - timedelta(minutes=config["ATTACK_WINDOW_MINUTES"])
     failed = or_(CheckoutAttempt.declines > 0, CheckoutAttempt.status == AttemptStatus.EXPIRED,
                  and_(CheckoutAttempt.status == AttemptStatus.OPEN, CheckoutAttempt.created_at < now - ABANDONED_AFTER))
-    total, failures = db.session.execute(
-        select(func.count(), func.count().filter(failed))
-        .where(CheckoutAttempt.created_at >= since, CheckoutAttempt.checkout_session_id.is_not(None))
-    ).one()
+
+    def share(start: datetime, end: datetime | None = None) -> tuple[int, int]:
+        """Checkouts opened from ``start`` (until ``end``), and how many of them failed."""
+        window = [CheckoutAttempt.created_at >= start, CheckoutAttempt.checkout_session_id.is_not(None)]
+        if end is not None:
+            window.append(CheckoutAttempt.created_at < end)
+        return tuple(db.session.execute(select(func.count(), func.count().filter(failed)).where(*window)).one())
+
+    total, failures = share(since)
     detail = (f"{failures} of {total} checkouts declined or abandoned in the last "
               f"{config['ATTACK_WINDOW_MINUTES']} minutes")
+    spike = total >= config["ATTACK_MIN_ATTEMPTS"] and failures / total >= config["ATTACK_FAILURE_SHARE"]
+    if spike and config["ATTACK_BASELINE_DAYS"]:
+        usual_total, usual_failures = share(since - timedelta(days=config["ATTACK_BASELINE_DAYS"]), since)
+        if usual_total >= config["ATTACK_MIN_ATTEMPTS"]:
+            usual = usual_failures / usual_total
+            detail += f" (usually {usual:.0%})"
+            spike = failures / total >= usual + config["ATTACK_BASELINE_MARGIN"]
     state = db.session.get(SecurityState, ATTACK_MODE, with_for_update=True)
-    spike = total >= config["ATTACK_MIN_ATTEMPTS"] and total and failures / total >= config["ATTACK_FAILURE_SHARE"]
     if not spike:
         if state is not None:
             state.detail = detail

@@ -264,6 +264,8 @@ def test_a_minimum_below_stripes_is_raised_to_stripes(app, client, gateway, monk
     ({"CAPTCHA_MODE": "sometimes"}, "CAPTCHA_MODE must be"),
     ({"ATTACK_FAILURE_SHARE": "1.5"}, "ATTACK_FAILURE_SHARE"),
     ({"ATTACK_MIN_ATTEMPTS": "0"}, "ATTACK_MIN_ATTEMPTS"),
+    ({"ATTACK_BASELINE_DAYS": "-1"}, "ATTACK_BASELINE_DAYS"),
+    ({"ATTACK_BASELINE_MARGIN": "1"}, "ATTACK_BASELINE_MARGIN"),
 ])
 def test_unusable_defence_settings_stop_the_start(environ, message):
     with pytest.raises(ConfigError, match=message):

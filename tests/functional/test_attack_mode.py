@@ -32,7 +32,8 @@ def fresh_attack_mode(app):
 @pytest.fixture
 def settings(app, monkeypatch):
     for key, value in {"ATTACK_WINDOW_MINUTES": 10, "ATTACK_MIN_ATTEMPTS": 10, "ATTACK_FAILURE_SHARE": 0.6,
-                       "ATTACK_MODE_MINUTES": 60, "SECURITY_ALERT_EMAILS": ["security@example.org"]}.items():
+                       "ATTACK_MODE_MINUTES": 60, "ATTACK_BASELINE_DAYS": 7, "ATTACK_BASELINE_MARGIN": 0.2,
+                       "SECURITY_ALERT_EMAILS": ["security@example.org"]}.items():
         monkeypatch.setitem(app.config, key, value)
     return app.config
 
@@ -103,6 +104,28 @@ def test_checkouts_left_open_for_minutes_count_as_abandoned_and_fresh_ones_do_no
         attempt.created_at = now_utc() - timedelta(seconds=30)  # readers still on the checkout page
     db.session.flush()
     assert check_attack_mode()["failed"] == 0
+
+
+def test_a_publication_whose_readers_often_abandon_is_not_in_attack_mode_at_its_usual_share(app_ctx, settings):
+    """A spike is measured against the last days: 70 % abandoned is this publication's normal, not an attack."""
+    attempts(40, open_old=28, ago=timedelta(days=2))  # usually 70 % declined or abandoned
+    attempts(20, open_old=14)  # 70 % now: the usual share
+
+    assert check_attack_mode() == {"attempts": 20, "failed": 14, "active": 0, "alerted": 0}
+    assert state() is None or state().active_until is None
+    assert alerts() == []
+
+    attempts(20, declined=20)  # card testing: 34 of 40 = 85 %, 15 points above the usual 70 % (margin 20)
+    assert check_attack_mode()["active"] == 0
+    attempts(40, declined=40)  # 74 of 80 = 92.5 %: a spike
+    assert check_attack_mode() == {"attempts": 80, "failed": 74, "active": 1, "alerted": 1}
+    assert state().detail == "74 of 80 checkouts declined or abandoned in the last 10 minutes (usually 70%)"
+
+
+def test_without_enough_history_the_share_alone_decides(app_ctx, settings):
+    attempts(5, open_old=5, ago=timedelta(days=1))  # too few past checkouts to know the usual share
+    attempts(12, declined=8)
+    assert check_attack_mode()["active"] == 1
 
 
 def test_checkouts_outside_the_window_are_not_counted(app_ctx, settings):
