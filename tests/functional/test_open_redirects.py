@@ -48,6 +48,9 @@ def test_a_page_that_needs_sign_in_sends_there_and_back(client):
 
 @pytest.mark.parametrize("target", [*HOSTILE, "/donate", "/account/x"])
 def test_signing_in_never_leaves_the_staff_pages(client, target):
+    if "\x00" in target:  # refused before any view runs (a NUL in the query: 400), so nobody signs in to go there
+        assert client.get("/staff/login", query_string={"next": target}).status_code == 400
+        return
     response = sign_in_with_next(client, target)
 
     assert response.status_code == 303
@@ -98,7 +101,8 @@ def test_api_refuses_return_urls_elsewhere_by_field_and_opens_no_checkout(app_ct
 
     assert response.status_code == 400
     assert set(response.get_json()["errors"]) == {field}
-    assert "https://publisher.example" in response.get_json()["errors"][field]
+    message = response.get_json()["errors"][field]
+    assert "https://publisher.example" in message or ("\x00" in target and "NUL" in message)
     assert db.session.scalars(select(SandboxObject)).first() is None
 
 
