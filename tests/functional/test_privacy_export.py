@@ -122,3 +122,19 @@ def test_the_accountant_may_not_download_personal_data(app, client):
 
     assert accountant.get(f"/staff/supporters/{supporter_id}/data.json").status_code == 403
     assert "data.json" not in accountant.get(f"/staff/supporters/{supporter_id}").get_data(as_text=True)
+
+
+def test_the_supporter_page_offers_the_download_and_erasure_once_in_its_body_not_its_title(app, client):
+    """The page's <title> is the supporter's address; the GDPR section stands once, in the page."""
+    import re
+
+    donation_id = webhook_gift(client, email=EMAIL)
+    staff = signed_in(client, "staff")
+    with in_app(app):
+        supporter_id = db.session.get(Donation, donation_id).supporter_id
+
+    html = staff.get(f"/staff/supporters/{supporter_id}").get_data(as_text=True)
+
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert title.startswith(EMAIL) and "<" not in title
+    assert html.count("Personal data (GDPR)") == 1 and html.count('name="reason"') == 1
