@@ -7,9 +7,12 @@ import re
 import uuid
 from contextlib import contextmanager
 
+import pytest
+
 from donations import create_app
 from donations.config import Config, TestConfig
 from donations.extensions import db, limiter
+from donations.security import antifraud
 
 #: The production defaults of the checkout limits and the fill time (what a deployment runs with).
 PRODUCTION = Config(environ={})
@@ -70,3 +73,34 @@ API = "/api/v1/checkout-sessions"
 def api_body(**overrides) -> dict:
     return {"campaign": "default", "amount": 2500, "currency": "EUR", "frequency": "one_off",
             "email": "reader@example.com", **overrides}
+
+
+class CountingGateway:
+    """The app's gateway, counting how often a checkout session is asked for."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.name = inner.name
+
+    def create_checkout_session(self, request):
+        self.calls += 1
+        return self.inner.create_checkout_session(request)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def gateway(app, client, monkeypatch):
+    counting = CountingGateway(app.extensions["payment_gateway"])
+    monkeypatch.setitem(app.extensions, "payment_gateway", counting)
+    return counting
+
+
+@pytest.fixture(autouse=True)
+def fresh_attack_mode(app):
+    with app.app_context():
+        antifraud.forget_attack_mode()
+    yield
+    with app.app_context():
+        antifraud.forget_attack_mode()

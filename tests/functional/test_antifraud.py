@@ -12,38 +12,20 @@ from donations.config import Config, ConfigError
 from donations.extensions import db
 from donations.security import antifraud
 from donations.security.ip import hash_ip
-from tests.functional.antifraud_helpers import API, api_body, app_with, filled_form, form_page
+from tests.functional.antifraud_helpers import (  # noqa: F401 (fixtures)
+    API,
+    CountingGateway,
+    api_body,
+    app_with,
+    filled_form,
+    form_page,
+    fresh_attack_mode,
+    gateway,
+)
 
 
-class CountingGateway:
-    """The app's gateway, counting how often a checkout session is asked for."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-        self.name = inner.name
-
-    def create_checkout_session(self, request):
-        self.calls += 1
-        return self.inner.create_checkout_session(request)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
-@pytest.fixture
-def gateway(app, client, monkeypatch):
-    counting = CountingGateway(app.extensions["payment_gateway"])
-    monkeypatch.setitem(app.extensions, "payment_gateway", counting)
-    return counting
-
-
-@pytest.fixture(autouse=True)
-def fresh_attack_mode(app):
-    with app.app_context():
-        antifraud.forget_attack_mode()
-    yield
-    with app.app_context():
-        antifraud.forget_attack_mode()
 
 
 def limits(monkeypatch, app, ip="1000 per minute", email="1000 per minute", global_="1000 per minute"):

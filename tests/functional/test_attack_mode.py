@@ -16,17 +16,10 @@ from donations.security import antifraud
 from donations.security.jobs import check_attack_mode
 from donations.security.models import SecurityState
 from tests.factories import event, make_attempt, post_event
-from tests.functional.antifraud_helpers import API, api_body
+from tests.functional.antifraud_helpers import API, api_body, fresh_attack_mode  # noqa: F401 (fixture)
 from tests.staff_helpers import make_user, signed_in
 
 
-@pytest.fixture(autouse=True)
-def fresh_attack_mode(app):
-    with app.app_context():
-        antifraud.forget_attack_mode()
-    yield
-    with app.app_context():
-        antifraud.forget_attack_mode()
 
 
 @pytest.fixture

@@ -9,8 +9,14 @@ from urllib.parse import parse_qs
 import pytest
 
 from donations.security import antifraud, captcha
-from tests.functional.antifraud_helpers import API, api_body, filled_form, form_page
-from tests.functional.test_antifraud import CountingGateway
+from tests.functional.antifraud_helpers import (  # noqa: F401 (fixtures)
+    API,
+    api_body,
+    filled_form,
+    form_page,
+    fresh_attack_mode,
+    gateway,
+)
 
 GOOD = "XXXX.DUMMY.TOKEN.XXXX"
 
@@ -57,20 +63,8 @@ def provider():
         thread.join(5)
 
 
-@pytest.fixture
-def gateway(app, client, monkeypatch):
-    counting = CountingGateway(app.extensions["payment_gateway"])
-    monkeypatch.setitem(app.extensions, "payment_gateway", counting)
-    return counting
 
 
-@pytest.fixture(autouse=True)
-def fresh_attack_mode(app):
-    with app.app_context():
-        antifraud.forget_attack_mode()
-    yield
-    with app.app_context():
-        antifraud.forget_attack_mode()
 
 
 def use_captcha(monkeypatch, app, provider_state, name="turnstile", mode="always"):

@@ -7,16 +7,9 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from donations.security import antifraud
-from tests.functional.antifraud_helpers import filled_form, form_page, hidden
+from tests.functional.antifraud_helpers import filled_form, form_page, fresh_attack_mode, hidden  # noqa: F401
 
 
-@pytest.fixture(autouse=True)
-def fresh_attack_mode(app):
-    with app.app_context():
-        antifraud.forget_attack_mode()
-    yield
-    with app.app_context():
-        antifraud.forget_attack_mode()
 
 
 def _stamp(app, seconds_ago: float) -> str:
