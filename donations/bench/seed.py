@@ -433,9 +433,12 @@ def seed(engine, *, donations: int, supporters: int, seed: int, force: bool, tod
                         today=today or datetime.now(UTC).date(), echo=echo)
         counts = seeder.run()
         conn.commit()
-        with conn.cursor() as cur:
-            conn.autocommit = True
-            cur.execute("ANALYZE")
+        conn.autocommit = True  # fresh statistics for the planner; ANALYZE needs no transaction
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE")
+        finally:
+            conn.autocommit = False  # the connection goes back to the pool as it came
     except BaseException:
         raw.driver_connection.rollback()
         raise
