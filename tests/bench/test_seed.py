@@ -127,3 +127,16 @@ def test_seed_refuses_sqlite_with_a_clear_message(app):
 
     assert result.exit_code == 1
     assert "PostgreSQL" in result.output and "Traceback" not in result.output
+
+
+def test_the_same_seed_writes_the_same_data_again_and_force_replaces_it(seeded):
+    app, _ = seeded
+    fingerprint = ("SELECT md5(string_agg(concat_ws(':', id, supporter_id, amount, currency, status, receipt_number, "
+                   "paid_at, recurring_donation_id), ',' ORDER BY id)) FROM donations")
+    first = scalar(app, fingerprint)
+
+    again = invoke(app, "--donations", str(DONATIONS), "--supporters", str(SUPPORTERS), "--seed", "3", "--force")
+
+    assert again.exit_code == 0, again.output
+    assert scalar(app, "SELECT count(*) FROM donations") == DONATIONS
+    assert scalar(app, fingerprint) == first
