@@ -12,10 +12,10 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 
 from ..money import currency_exponent
 
@@ -42,11 +42,6 @@ CONSENT_WORDING = "Yes, tell me by email about our journalism and how to support
 
 class SeedRefused(RuntimeError):
     """The database is not one the seed may fill (not PostgreSQL, or holding data without --force)."""
-
-
-@dataclass
-class Counts:
-    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def _fee(amount: int, currency: str) -> int:
@@ -408,9 +403,12 @@ def check_database(engine, *, force: bool) -> None:
             f"bench seed fills PostgreSQL, the database the benchmarks measure, and DATABASE_URL names "
             f"{engine.dialect.name}: set DATABASE_URL=postgresql+psycopg://user:password@127.0.0.1:5432/db "
             "(a database of its own, upgraded with `flask --app app db upgrade`)")
-    with engine.connect() as conn:
-        held = {t: conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
-                for t in ("supporters", "donations", "payouts")}
+    try:
+        with engine.connect() as conn:
+            held = {t: conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
+                    for t in ("supporters", "donations", "payouts")}
+    except ProgrammingError:
+        raise SeedRefused("the database has no tables yet: run `flask --app app db upgrade` first") from None
     if any(held.values()) and not force:
         names = ", ".join(t for t, has in held.items() if has)
         raise SeedRefused(f"the database already holds data ({names}); bench seed fills an empty database. "
