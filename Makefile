@@ -37,6 +37,13 @@ bench-smoke: install wrk bench-database
 	$(FLASK) db upgrade
 	$(FLASK) bench embed --smoke --output instance/bench-smoke/benchmarks.json
 
+# The data the benchmarks run on: an empty PostgreSQL database (upgraded first) filled by COPY.
+# SEED_ARGS=--force empties the seeded tables of a database that holds data first.
+.PHONY: bench-seed
+bench-seed: install bench-database
+	$(FLASK) db upgrade
+	$(FLASK) bench seed --donations $(or $(DONATIONS),1000000) --supporters $(or $(SUPPORTERS),200000) $(SEED_ARGS)
+
 bench-database:
 	@case "$$DATABASE_URL" in postgresql*) ;; *) echo "The benchmarks need PostgreSQL: set \
 	DATABASE_URL=postgresql+psycopg://user:password@127.0.0.1:5432/database (a database of its own)" >&2; exit 1;; esac

@@ -79,3 +79,33 @@ def embed(seconds, runs, connections, warmup, only, smoke, output):
     if failed:
         click.echo(f"failed or not measured: {', '.join(failed)}", err=True)
         sys.exit(1)
+
+
+@bench.command("seed")
+@click.option("--donations", type=click.IntRange(1, 50_000_000), default=1_000_000, show_default=True,
+              help="Donations to write (about 30 % of them renewals of recurring gifts).")
+@click.option("--supporters", type=click.IntRange(1, 10_000_000), default=200_000, show_default=True,
+              help="Supporters to write.")
+@click.option("--seed", "seed_", type=int, default=9, show_default=True,
+              help="Random seed: the same seed on the same day writes the same data.")
+@click.option("--force", is_flag=True,
+              help="Empty the tables the seed fills (supporters, gifts, books, campaigns…) before writing.")
+def seed(donations, supporters, seed_, force):
+    """Fill an empty PostgreSQL database with a big publisher's data (COPY, not the ORM)."""
+    from ..extensions import db
+    from . import seed as seeding
+
+    try:
+        seeding.check_database(db.engine, force=force)
+    except seeding.SeedRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"bench seed: {donations:,} donations, {supporters:,} supporters, seed {seed_}")
+    counts, seconds = seeding.seed(db.engine, donations=donations, supporters=supporters, seed=seed_,
+                                   force=force, echo=click.echo)
+    for table, rows in sorted(counts.items()):
+        click.echo(f"  {table}: {rows:,}")
+    with db.engine.connect() as conn:
+        from sqlalchemy import text
+
+        size = conn.execute(text("SELECT pg_size_pretty(pg_database_size(current_database()))")).scalar_one()
+    click.echo(f"seeded in {seconds:.1f} s; database size {size}")
