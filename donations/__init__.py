@@ -29,6 +29,9 @@ def create_app(config: Config | None = None) -> Flask:
     configure_logging(app)  # JSON lines or text, scrubbed of secrets and personal data
 
     db.init_app(app)
+    from .reports import replica
+
+    replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
