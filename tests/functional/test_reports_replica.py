@@ -10,7 +10,7 @@ import os
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from donations import config as app_config
 from donations import create_app
@@ -106,3 +106,17 @@ def test_a_wrong_reports_url_stops_the_app_with_a_clear_message(url, message):
                                 "REPORTS_DATABASE_URL": url})
     with pytest.raises(app_config.ConfigError, match=message):
         config.validate()
+
+
+def test_the_reports_session_refuses_to_write_on_postgresql(tmp_path):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://user:pass@127.0.0.1/db")
+    app = make_app(tmp_path, "web", url, reports=url)  # the primary itself named as the replica: still read-only
+    with app.app_context():
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            reads().execute(text("DELETE FROM audit_entries"))
+        reads().rollback()
+        assert reads().scalar(text("SELECT 1")) == 1  # reads go on after the refused write
+        db.engines["reports"].dispose()
+        db.engine.dispose()
