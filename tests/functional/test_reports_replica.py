@@ -47,6 +47,13 @@ def databases(tmp_path):
     return urls["primary"], urls["replica"]
 
 
+def dispose(app) -> None:
+    """Close the pools once the app context (and with it the reports session) has ended."""
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
+
+
 def export_march(app):
     return app.test_cli_runner().invoke(args=["export", "donations", "--from", "2026-03-01", "--to", "2026-03-31"])
 
@@ -69,9 +76,7 @@ def test_an_export_reads_the_replica_and_audits_on_the_primary(databases, tmp_pa
     assert ONLY_THERE in result.stdout  # the gift exists only in the replica
     assert audit_entries(primary) == 1  # the export's audit entry went to the primary
     assert audit_entries(replica) == 0
-    with app.app_context():
-        db.engine.dispose()
-        db.engines["reports"].dispose()
+    dispose(app)
 
 
 def test_without_it_reports_read_the_main_database(databases, tmp_path):
@@ -93,8 +98,7 @@ def test_the_reports_session_refuses_to_write(databases, tmp_path):
     with app.app_context():
         with pytest.raises(OperationalError, match="readonly"):
             reads().execute(text("DELETE FROM audit_entries"))
-        db.engines["reports"].dispose()
-        db.engine.dispose()
+    dispose(app)
 
 
 @pytest.mark.parametrize(("url", "message"), [
@@ -118,5 +122,4 @@ def test_the_reports_session_refuses_to_write_on_postgresql(tmp_path):
             reads().execute(text("DELETE FROM audit_entries"))
         reads().rollback()
         assert reads().scalar(text("SELECT 1")) == 1  # reads go on after the refused write
-        db.engines["reports"].dispose()
-        db.engine.dispose()
+    dispose(app)
