@@ -29,6 +29,9 @@ def create_app(config: Config | None = None) -> Flask:
     configure_logging(app)  # JSON lines or text, scrubbed of secrets and personal data
 
     db.init_app(app)
+    from .reports import replica
+
+    replica.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -48,6 +51,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .campaigns import counting
     from .campaigns.count_views import CountEndpoint
     from .checkout.views import bp as checkout_bp
+    from .health import bp as health_bp
     from .payments.gateway import init_gateway
     from .payments.views import bp as sandbox_bp
     from .payments.webhooks import bp as webhooks_bp
@@ -59,7 +63,7 @@ def create_app(config: Config | None = None) -> Flask:
     statements.register_attachments()
     export_ops.register_attachments()
     counting.configure(app)
-    for blueprint in (campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
+    for blueprint in (health_bp, campaigns_bp, checkout_bp, webhooks_bp, sandbox_bp, accounts_bp, staff_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_cli

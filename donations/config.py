@@ -74,6 +74,10 @@ class Config:
         self.SECRET_KEY = env.get("SECRET_KEY", DEFAULT_SECRET_KEY)
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or f"sqlite:///{instance / 'donations.sqlite3'}"
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        #: Reports and exports read through this database (a streaming replica) when set; see reports/replica.py.
+        self.REPORTS_DATABASE_URL = env.get("REPORTS_DATABASE_URL", "").strip() or None
+        self.SQLALCHEMY_BINDS = ({"reports": {"url": self.REPORTS_DATABASE_URL, "pool_pre_ping": True}}
+                                 if self.REPORTS_DATABASE_URL else {})
         self.PUBLIC_URL = env.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
         self.PUBLICATION_NAME = env.get("PUBLICATION_NAME", "The Riverside Chronicle")
         self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY") or None
@@ -230,6 +234,21 @@ class Config:
             except MoneyError as exc:
                 raise ConfigError(f"MAX_AMOUNTS / MAX_AMOUNT_DEFAULT for {code}: {exc}") from None
 
+    def _validate_reports_database(self) -> None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if not self.REPORTS_DATABASE_URL:
+            return
+        try:
+            reports = make_url(self.REPORTS_DATABASE_URL)
+        except ArgumentError:
+            raise ConfigError("REPORTS_DATABASE_URL is not a database URL (such as "
+                              "postgresql+psycopg://user:pass@replica/donations)") from None
+        if reports.get_backend_name() != make_url(self.SQLALCHEMY_DATABASE_URI).get_backend_name():
+            raise ConfigError("REPORTS_DATABASE_URL must be the same kind of database as DATABASE_URL "
+                              "(a replica of it)")
+
     def _validate_scheduler(self) -> None:
         """A heartbeat that is not well inside the timeout would let a standby take over from a live leader."""
         if self.SCHEDULER_STANDBY_POLL_SECONDS <= 0 or self.SCHEDULER_HEARTBEAT_SECONDS <= 0:
@@ -330,6 +349,7 @@ class Config:
                 raise ConfigError(f"CURRENCIES: {exc}") from None
             if code not in MINIMUM_CHARGE:
                 raise ConfigError(f"CURRENCIES: Stripe's minimum charge for {code} is not known")
+        self._validate_reports_database()
         self._validate_amounts()
         self._validate_scheduler()
         self._validate_counting()

@@ -16,7 +16,7 @@ from typing import Iterator
 from sqlalchemy import Float, case, cast, func, or_, select
 
 from ..campaigns.models import Article, AskCount
-from ..extensions import db
+from .replica import reads
 from ..ledger.models import Donation, DonationStatus
 
 #: What counts as money raised: refunded in full is no longer a gift; a disputed gift is until it is lost.
@@ -130,7 +130,7 @@ def _raised(article_ids: list[int], filters: ArticleFilters) -> dict[int, dict[s
     raised: dict[int, dict[str, int]] = {}
     if not article_ids:
         return raised
-    rows = db.session.execute(
+    rows = reads().execute(
         select(Donation.article_id, Donation.currency, func.sum(Donation.amount - Donation.amount_refunded))
         .where(*_gift_filter(filters), Donation.article_id.in_(article_ids))
         .group_by(Donation.article_id, Donation.currency))
@@ -149,7 +149,7 @@ def _build(rows, filters: ArticleFilters) -> list[ArticleRow]:
 def article_page(filters: ArticleFilters, page: int = 1, per_page: int | None = None) -> tuple[list[ArticleRow], bool]:
     """One page of articles (PAGE unless ``per_page``) in the report's order, and whether another page follows."""
     per_page = per_page or PAGE
-    rows = db.session.execute(_rows_query(filters).limit(per_page + 1).offset((page - 1) * per_page)).all()
+    rows = reads().execute(_rows_query(filters).limit(per_page + 1).offset((page - 1) * per_page)).all()
     return _build(rows[:per_page], filters), len(rows) > per_page
 
 
@@ -186,11 +186,11 @@ def totals_by(filters: ArticleFilters, field: str, limit: int = 50) -> list[Grou
     if filters.campaign_id is not None:
         count_where.append(AskCount.campaign_id == filters.campaign_id)
     groups: dict[str | None, GroupTotal] = {}
-    for name, impressions, clicks in db.session.execute(
+    for name, impressions, clicks in reads().execute(
             select(column, func.sum(AskCount.impressions), func.sum(AskCount.clicks))
             .join(Article, Article.id == AskCount.article_id).where(*count_where, *where).group_by(column)):
         groups[name] = GroupTotal(name, int(impressions), int(clicks), 0, {})
-    for name, currency, gifts, amount in db.session.execute(
+    for name, currency, gifts, amount in reads().execute(
             select(column, Donation.currency, func.count(), func.sum(Donation.amount - Donation.amount_refunded))
             .join(Article, Article.id == Donation.article_id).where(*_gift_filter(filters), *where)
             .group_by(column, Donation.currency)):
@@ -203,16 +203,16 @@ def totals_by(filters: ArticleFilters, field: str, limit: int = 50) -> list[Grou
 
 def sections_and_authors() -> tuple[list[str], list[str]]:
     """The choices of the filters: every section and author an article has reported (distinct, sorted)."""
-    sections = db.session.scalars(select(Article.section).where(Article.section.is_not(None)).distinct()
+    sections = reads().scalars(select(Article.section).where(Article.section.is_not(None)).distinct()
                                   .order_by(Article.section).limit(500)).all()
-    authors = db.session.scalars(select(Article.author).where(Article.author.is_not(None)).distinct()
+    authors = reads().scalars(select(Article.author).where(Article.author.is_not(None)).distinct()
                                  .order_by(Article.author).limit(1000)).all()
     return list(sections), list(authors)
 
 
 def report_currencies(filters: ArticleFilters, accepted: list[str]) -> list[str]:
     """The accepted currencies, then any other the range's gifts were paid in (one accepted earlier)."""
-    found = db.session.scalars(select(Donation.currency).where(*_gift_filter(filters)).distinct()).all()
+    found = reads().scalars(select(Donation.currency).where(*_gift_filter(filters)).distinct()).all()
     return list(accepted) + sorted(set(found) - set(accepted))
 
 

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 
-from ..extensions import db
+from .replica import reads
 from ..ledger.models import Dispute, Donation, LedgerLine, LineKind, Payout
 from ..money import Money
 from .registry import ExportKind, ExportParams, register
@@ -76,7 +76,7 @@ def ledger_rows(params: ExportParams, currency: str | None = None) -> Iterator[l
     """Two rows per line: the debit, then the credit, under one journal number."""
     accounts = current_app.config["LEDGER_ACCOUNTS"]
     stripe = accounts["stripe"]
-    for line, payout_id, receipt, gift_amount, gift_currency, dispute in db.session.execute(
+    for line, payout_id, receipt, gift_amount, gift_currency, dispute in reads().execute(
             _ledger_query(params, currency).order_by(LedgerLine.booked_on, LedgerLine.id)
             .execution_options(yield_per=1000)):
         gift = Money(gift_amount, gift_currency) if gift_amount is not None else None
@@ -89,11 +89,11 @@ def ledger_rows(params: ExportParams, currency: str | None = None) -> Iterator[l
         journal = f"L{line.id}"
         yield [line.booked_on, journal, debit, *common, money, None, *tail]
         yield [line.booked_on, journal, credit, *common, None, money, *tail]
-        db.session.expunge(line)
+        reads().expunge(line)
 
 
 def ledger_count(params: ExportParams, currency: str | None = None) -> int:
-    return 2 * db.session.scalar(select(func.count()).select_from(_ledger_query(params, currency).subquery()))
+    return 2 * reads().scalar(select(func.count()).select_from(_ledger_query(params, currency).subquery()))
 
 
 # -- the same journal in the import templates of Xero and QuickBooks Online ----------------------------
@@ -161,7 +161,7 @@ def _booked_in(params: ExportParams):
 def payout_rows(params: ExportParams) -> Iterator[list]:
     """One row per payout: what its lines add up to, kind by kind, beside what reached the bank. The
     difference is empty until Stripe's lines are fetched, and never hidden when they do not add up."""
-    for payout, gross, fees, refunds, disputes, other in db.session.execute(
+    for payout, gross, fees, refunds, disputes, other in reads().execute(
             _payouts_query(params).order_by(Payout.arrival_date, Payout.id)):
         currency = payout.currency
         fetched = payout.lines_total is not None
@@ -179,8 +179,8 @@ def payout_rows(params: ExportParams) -> Iterator[list]:
 def payout_count(params: ExportParams) -> int:
     query = select(func.count()).select_from(Payout)
     if params.payout_id:
-        return db.session.scalar(query.where(Payout.stripe_payout_id == params.payout_id))
-    return db.session.scalar(query.where(*_booked_in(params)))
+        return reads().scalar(query.where(Payout.stripe_payout_id == params.payout_id))
+    return reads().scalar(query.where(*_booked_in(params)))
 
 
 register(ExportKind(

@@ -9,7 +9,7 @@ from typing import Iterator
 from sqlalchemy import Date, Numeric, String, and_, case, cast, exists, func, literal, null, or_, select
 
 from ..campaigns.models import Campaign
-from ..extensions import db
+from .replica import reads
 from ..ledger.models import Donation, LedgerLine, LineKind, Payout, RecurringDonation, RecurringStatus, Supporter
 from ..money import Money, currency_exponent, normalise_currency
 from .registry import FORMULA_STARTS, ExportKind, ExportParams, register
@@ -47,7 +47,7 @@ def _donations_in(params: ExportParams):
 
 def count_donations(params: ExportParams) -> int:
     """How many donations were paid (or, if not paid, created) in the period."""
-    return db.session.scalar(select(func.count()).select_from(Donation).where(*_donations_in(params)))
+    return reads().scalar(select(func.count()).select_from(Donation).where(*_donations_in(params)))
 
 
 def _rate(text: str | None) -> Decimal | None:
@@ -76,7 +76,7 @@ def donation_cells(params: ExportParams) -> Iterator[list]:
         .execution_options(yield_per=1000)
     )
     # "with": a writer that stops early (an error, a closed download) closes the server-side cursor at once.
-    with db.session.connection().execute(query) as result:  # Core rows: no ORM loading per row
+    with reads().connection().execute(query) as result:  # Core rows: no ORM loading per row
         for (donation_id, paid_at, email, name, amount, currency, fee, net, frequency, status, refunded, slug,
              article_url, intent, invoice, subscription, receipt, payout_id, settlement, rate, booked_on,
              note) in result:
@@ -146,7 +146,7 @@ def donation_csv_lines(params: ExportParams) -> Iterator[str] | None:
     exchange rate not in plain digits, a currency code not spelt as Babel spells it)."""
     where = _donations_in(params)
     # One pass first: the currencies to look up, and whether any rate needs Python.
-    seen = db.session.execute(
+    seen = reads().execute(
         select(Donation.currency, Donation.settlement_currency, func.bool_or(_odd_rate()))
         .where(*where).group_by(Donation.currency, Donation.settlement_currency)
     ).all()
@@ -194,7 +194,7 @@ def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
         .order_by(_donation_time, Donation.id)
         .execution_options(yield_per=5000)
     )
-    with db.session.connection().execute(query) as result:
+    with reads().connection().execute(query) as result:
         yield from result.scalars()
 
 
@@ -269,7 +269,7 @@ def _supporter_query(params: ExportParams):
 def count_supporters(params: ExportParams) -> int:
     """Rows of the supporters export: consenting supporters times the currencies each gave in (at least one)."""
     query, _ = _supporter_query(params)
-    return db.session.scalar(select(func.count()).select_from(query.subquery()))
+    return reads().scalar(select(func.count()).select_from(query.subquery()))
 
 
 def supporter_cells(params: ExportParams) -> Iterator[list]:
@@ -278,7 +278,7 @@ def supporter_cells(params: ExportParams) -> Iterator[list]:
     query, gifts = _supporter_query(params)
     query = (query.order_by(Supporter.mailing_consent_at, Supporter.id, gifts.c.currency)
              .execution_options(yield_per=1000))
-    with db.session.execute(query) as result:
+    with reads().execute(query) as result:
         for email, name, consented, source, currency, gifts_, first, last, total, running in result:
             yield [email, name, consented, source, currency, gifts_ or 0, first, last,
                    None if currency is None else Money(int(total), currency), bool(running)]

@@ -228,9 +228,9 @@ def _progress_every(rows: Iterator[list], progress: Progress | None, every: int)
 def sql_csv_lines(kind: ExportKind, params: ExportParams) -> Iterator[str] | None:
     """The kind's CSV lines made by PostgreSQL (``kind.csv_lines``), or None for the Python path: on SQLite,
     for kinds without one, and when the kind declines these params."""
-    from ..extensions import db
+    from .replica import reads
 
-    if kind.csv_lines is None or db.session.get_bind().dialect.name != "postgresql":
+    if kind.csv_lines is None or reads().get_bind().dialect.name != "postgresql":
         return None
     return kind.csv_lines(params)
 

@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, func, select
 
 from ..db import now_utc
 from ..extensions import db
+from .replica import reads
 from ..ledger.models import Dispute, Donation, Frequency, Payout, RecurringDonation, RecurringStatus, Refund
 from ..mail import outbox
 from ..mail.attachments import describe
@@ -59,7 +60,7 @@ def _in(column, period: Period):
 def _recurring_rows(*where) -> list[list[str]]:
     """Recurring gifts per currency and frequency: how many, and what they bring per period (monthly and
     yearly amounts are not added together either)."""
-    rows = db.session.execute(
+    rows = reads().execute(
         select(RecurringDonation.currency, RecurringDonation.frequency, func.count(),
                func.sum(RecurringDonation.amount))
         .where(*where).group_by(RecurringDonation.currency, RecurringDonation.frequency)
@@ -72,7 +73,7 @@ def _recurring_rows(*where) -> list[list[str]]:
 def weekly_supporters_context(period: Period) -> dict:
     """New and lost supporters, gifts past due and the best campaigns of the 7 days before the send day."""
     paid_in_week = (Donation.status.in_(PAID), _in(Donation.paid_at, period))
-    raised = db.session.execute(
+    raised = reads().execute(
         select(Donation.currency, func.count(), func.sum(Donation.amount)).where(*paid_in_week)
         .group_by(Donation.currency).order_by(Donation.currency)).all()
 
@@ -80,8 +81,8 @@ def weekly_supporters_context(period: Period) -> dict:
     first = (select(Donation.supporter_id, func.min(Donation.paid_at).label("first_paid"))
              .where(Donation.status.in_(PAID)).group_by(Donation.supporter_id).subquery())
     newcomer = and_(first.c.first_paid >= period.start, first.c.first_paid < period.end)
-    new_total = db.session.scalar(select(func.count()).select_from(first).where(newcomer)) or 0
-    new_rows = db.session.execute(
+    new_total = reads().scalar(select(func.count()).select_from(first).where(newcomer)) or 0
+    new_rows = reads().execute(
         select(Donation.currency, func.count(Donation.supporter_id.distinct()), func.count(),
                func.sum(Donation.amount))
         .join(first, first.c.supporter_id == Donation.supporter_id)
@@ -118,23 +119,23 @@ def monthly_accounting_context(period: Period) -> dict:
     # By the day each gift is in the books: one that reached us after the month was closed is in the next.
     paid_in_month = (Donation.status.in_(PAID), Donation.booked_on >= period.start.date(),
                      Donation.booked_on <= period.last_day)
-    gifts = db.session.execute(
+    gifts = reads().execute(
         select(Donation.currency, func.count(), func.sum(Donation.amount)).where(*paid_in_month)
         .group_by(Donation.currency).order_by(Donation.currency)).all()
     # Fee and net are in the currency the money settled in, which may differ from the gift's.
-    fees = db.session.execute(
+    fees = reads().execute(
         select(Donation.settlement_currency, func.count(), func.sum(Donation.fee), func.sum(Donation.net))
         .where(*paid_in_month, Donation.fee.is_not(None), Donation.settlement_currency.is_not(None))
         .group_by(Donation.settlement_currency).order_by(Donation.settlement_currency)).all()
-    unsettled = db.session.scalar(select(func.count()).select_from(Donation).where(
+    unsettled = reads().scalar(select(func.count()).select_from(Donation).where(
         *paid_in_month, Donation.fee.is_(None))) or 0
-    refunds = db.session.execute(
+    refunds = reads().execute(
         select(Refund.currency, func.count(), func.sum(Refund.amount)).where(_in(Refund.refunded_at, period))
         .group_by(Refund.currency).order_by(Refund.currency)).all()
-    opened = db.session.execute(
+    opened = reads().execute(
         select(Dispute.currency, func.count(), func.sum(Dispute.amount)).where(_in(Dispute.opened_at, period))
         .group_by(Dispute.currency).order_by(Dispute.currency)).all()
-    lost = db.session.execute(
+    lost = reads().execute(
         select(Dispute.currency, func.count(), func.sum(Dispute.amount))
         .where(Dispute.status == DISPUTE_LOST, _in(Dispute.closed_at, period))
         .group_by(Dispute.currency).order_by(Dispute.currency)).all()
@@ -158,7 +159,7 @@ def monthly_accounting_context(period: Period) -> dict:
     ]
 
     # Payouts by the day the money reached the bank; any whose lines do not add up is counted, not hidden.
-    payouts = db.session.execute(
+    payouts = reads().execute(
         select(Payout.currency, func.count(), func.sum(Payout.amount),
                func.count(case((Payout.lines_total != Payout.amount, 1))),
                func.count(case((Payout.lines_total.is_(None), 1))))
