@@ -2,8 +2,9 @@
 
 ``LiveApp`` runs ``flask --app app run`` (Werkzeug's threaded server: one thread per request, so concurrent
 deliveries really race inside one process), or gunicorn as in production (``server="gunicorn"``), in its own
-process group, so that a test can stop it cleanly or ``kill -9`` it in the middle of a request. Its database connections carry an ``application_name`` of their own,
-so a test can find them in ``pg_stat_activity`` (and terminate them) without touching anybody else's.
+process group, so that a test can stop it cleanly or ``kill -9`` it in the middle of a request. Its database
+connections carry an ``application_name`` of their own, so a test can find them in ``pg_stat_activity`` (and
+terminate them) without touching anybody else's.
 
 ``FlakyProxy`` stands between that process and PostgreSQL: ``down()`` cuts every open connection and refuses new
 ones, as a restarting server does, and ``up()`` lets them through again, all without disturbing the
