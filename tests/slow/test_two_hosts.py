@@ -186,16 +186,20 @@ def assert_one_receipt_email_per_donation(app, messages: list, expected: int) ->
 
 
 def assert_each_job_once_per_tick(runs: list[JobRun]) -> None:
-    """No job ran twice for one slot: one process's runs of a job never overlap and are about a tick apart."""
+    """No job ran twice for one slot: runs of a job never overlap, are never bunched within one tick, and are
+    no more than one a tick over the time they span (APScheduler fires on fixed slots; a start is late by at
+    most the time to write its run row, well under half a tick here)."""
     by_job = defaultdict(list)
     for run in runs:
         by_job[run.job_id].append(run)
     for job_id, job_runs_ in by_job.items():
         for earlier, later in zip(job_runs_, job_runs_[1:]):
             gap = (later.started_at - earlier.started_at).total_seconds()
-            assert gap >= TICK * 0.5, f"{job_id} ran twice in one tick: {earlier.started_at} and {later.started_at}"
+            assert gap >= TICK / 4, f"{job_id} ran twice in one tick: {earlier.started_at} and {later.started_at}"
             if earlier.finished_at is not None:
                 assert earlier.finished_at <= later.started_at, f"two runs of {job_id} overlapped"
+        span = (job_runs_[-1].started_at - job_runs_[0].started_at).total_seconds()
+        assert len(job_runs_) <= span / TICK + 1.5, f"{job_id}: {len(job_runs_)} runs in {span:.1f}s"
 
 
 def renew(extra: dict[str, str], days: int) -> str:
