@@ -74,8 +74,9 @@ class LiveApp:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         if server == "gunicorn":  # as in production: two forked workers of four threads each
+            # No control socket: by default every gunicorn on the machine would share ~/.gunicorn/gunicorn.ctl.
             command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                       "--worker-class", "gthread", "--threads", "4", "app:app"]
+                       "--worker-class", "gthread", "--threads", "4", "--no-control-socket", "app:app"]
         else:
             command = [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1",
                        "--port", str(self.port), "--no-reload", "--no-debugger", "--with-threads"]
