@@ -1,9 +1,10 @@
 """Real processes on loopback for fault-injection tests: the app served over HTTP, and a flaky path to PostgreSQL.
 
 ``LiveApp`` runs ``flask --app app run`` (Werkzeug's threaded server: one thread per request, so concurrent
-deliveries really race inside one process) in its own process group, so that a test can stop it cleanly or
-``kill -9`` it in the middle of a request. Its database connections carry an ``application_name`` of their own,
-so a test can find them in ``pg_stat_activity`` (and terminate them) without touching anybody else's.
+deliveries really race inside one process), or gunicorn as in production (``server="gunicorn"``), in its own
+process group, so that a test can stop it cleanly or ``kill -9`` it in the middle of a request. Its database
+connections carry an ``application_name`` of their own, so a test can find them in ``pg_stat_activity`` (and
+terminate them) without touching anybody else's.
 
 ``FlakyProxy`` stands between that process and PostgreSQL: ``down()`` cuts every open connection and refuses new
 ones, as a restarting server does, and ``up()`` lets them through again, all without disturbing the
@@ -55,7 +56,8 @@ class Answer:
 class LiveApp:
     """The app in a process of its own, serving HTTP on a free loopback port."""
 
-    def __init__(self, database_url: str, log_path: Path, environ: dict[str, str] | None = None):
+    def __init__(self, database_url: str, log_path: Path, environ: dict[str, str] | None = None,
+                 server: str = "flask"):
         self.port = free_port()
         self.application_name = f"donations-live-{secrets.token_hex(4)}"
         url = make_url(database_url).update_query_dict({"application_name": self.application_name})
@@ -71,9 +73,15 @@ class LiveApp:
         })
         self.log_path = log_path
         self._log = open(log_path, "ab")
+        if server == "gunicorn":  # as in production: two forked workers of four threads each
+            # No control socket: by default every gunicorn on the machine would share ~/.gunicorn/gunicorn.ctl.
+            command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+                       "--worker-class", "gthread", "--threads", "4", "--no-control-socket", "app:app"]
+        else:
+            command = [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1",
+                       "--port", str(self.port), "--no-reload", "--no-debugger", "--with-threads"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-reload", "--no-debugger", "--with-threads"],
+            command,
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopping it stops everything it started
         )
