@@ -53,7 +53,43 @@ class Answer:
         return json.loads(self.body) if self.content_type.startswith("application/json") else None
 
 
-class LiveApp:
+class ProcessGroup:
+    """A child process in a process group of its own, logging to ``log_path``: stopped, killed and read the
+    same way by every test that starts one (web hosts, schedulers)."""
+
+    process: subprocess.Popen
+    log_path: Path
+    _log: object
+    #: How long a SIGTERM may take before the group is killed.
+    STOP_SECONDS = 10
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group: no handler, no rollback, no goodbye to the database."""
+        self._signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-20000:]
+
+
+class LiveApp(ProcessGroup):
     """The app in a process of its own, serving HTTP on a free loopback port."""
 
     def __init__(self, database_url: str, log_path: Path, environ: dict[str, str] | None = None,
@@ -115,30 +151,6 @@ class LiveApp:
         body, headers = signed(evt, LIVE_WEBHOOK_SECRET)
         return self.request("POST", "/stripe/webhook", body, headers, timeout=timeout)
 
-    def kill9(self) -> None:
-        """SIGKILL the whole process group: no handler, no rollback, no goodbye to the database."""
-        self._signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-
-    def _signal(self, signum: int) -> None:
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-20000:]
 
 
 class FlakyProxy:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from donations.ledger.models import Donation, DonationStatus
 from donations.mail.models import OutboxEmail
 from tests.conftest import POSTGRES_URL
 from tests.functional.helpers import hidden_value
-from tests.process_helpers import LIVE_WEBHOOK_SECRET, ROOT, LiveApp
+from tests.process_helpers import LIVE_WEBHOOK_SECRET, ROOT, LiveApp, ProcessGroup
 from tests.slow.conftest import wait_for_backends
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -70,8 +69,10 @@ def process_environ(extra: dict[str, str], application_name: str) -> dict[str, s
     return env
 
 
-class Scheduler:
+class Scheduler(ProcessGroup):
     """`flask --app app scheduler run` in a process group of its own."""
+
+    STOP_SECONDS = 15
 
     def __init__(self, extra: dict[str, str], log_path: Path):
         self.application_name = f"donations-sched-{secrets.token_hex(4)}"
@@ -86,29 +87,6 @@ class Scheduler:
     def pid(self) -> int:
         return self.process.pid
 
-    def kill9(self) -> None:
-        self._signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.process.wait(10)
-        self._log.close()
-
-    def _signal(self, signum: int) -> None:
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-20000:]
 
 
 class Balancer:
