@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -76,8 +76,11 @@ class ExportJob(db.Model):
     #: The COUNT taken when the export started; ``rows_done`` catches up with it while the file is written.
     rows_total: Mapped[int | None]
     rows_done: Mapped[int] = mapped_column(default=0, server_default="0")
-    #: The finished file, under EXPORT_DIR; None until done, and again once the file is deleted after a day.
+    #: Only jobs finished before the files moved into the database (export_chunks) name a file on the disk of
+    #: the host that wrote it; it is deleted with the others after a day.
     file_path: Mapped[str | None] = mapped_column(Text)
+    #: The finished file's size; its bytes are in export_chunks. None until done, and again once deleted.
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     started_at: Mapped[datetime | None]
@@ -93,6 +96,18 @@ class ExportJob(db.Model):
         from .registry import ExportParams
 
         return f"{self.kind}-{ExportParams.from_json(self.params).label()}.{self.format}"
+
+
+class ExportChunk(db.Model):
+    """A piece of a finished export file. The files live in PostgreSQL, which every web host shares, so a
+    download works on whichever host the load balancer picks; they are deleted after EXPORT_KEEP_HOURS."""
+
+    __tablename__ = "export_chunks"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"), primary_key=True)
+    #: 0, 1, 2…: the file is the chunks' data in this order.
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # -- emailed reports ---------------------------------------------------------------------------------

@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
+from collections.abc import Iterator
 from datetime import date, timedelta
+import itertools
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import now_utc
 from ..extensions import db
 from ..staff.auth import audit
 from ..staff.models import StaffUser
-from .models import ExportJob, ExportStatus
+from .models import ExportChunk, ExportJob, ExportStatus
 from .registry import ExportKind, ExportParamError, ExportParams, kinds, make_params, write_csv, write_xlsx
 
 log = logging.getLogger(__name__)
@@ -99,18 +100,23 @@ def _record(job_id: int, **values) -> None:
 
 
 def export_dir() -> Path:
+    """Scratch space where a running job writes its file before storing it in the database."""
     path = Path(current_app.config["EXPORT_DIR"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+#: Bytes per row of export_chunks: big enough that a 150 MB file is 150 statements, small enough to hold.
+CHUNK_BYTES = 1024 * 1024
+
+
 def run_export(job_id: int) -> bool:
-    """Write a claimed job's file, keeping rows_done current; mark it done, or failed with the reason (a failure
-    is recorded for the staff to see, never raised). The file appears under its final name only when complete."""
+    """Write a claimed job's file, keeping rows_done current, and store it in the database (export_chunks),
+    which every web host shares; mark it done, or failed with the reason (a failure is recorded for the staff
+    to see, never raised). The chunks and the "done" are committed together: a file is complete or absent."""
     job = db.session.get(ExportJob, job_id)
     kind = kinds().get(job.kind)
-    final = export_dir() / f"{job.id}-{secrets.token_hex(8)}-{job.file_name}"
-    partial = final.with_name(final.name + ".part")
+    partial = export_dir() / f"{job.id}-{secrets.token_hex(8)}-{job.file_name}.part"
     fmt, bom, params = job.format, job.bom, ExportParams.from_json(job.params)
     db.session.commit()
     try:
@@ -130,16 +136,37 @@ def run_export(job_id: int) -> bool:
         # End the read transaction before writing: on SQLite a reader whose snapshot is older than the
         # progress writes cannot become a writer.
         db.session.rollback()
-        os.replace(partial, final)
+        size = _store(job_id, partial)
+        # rows_total is taken before the writing starts; what was written is the truth.
+        _finish(job_id, status=ExportStatus.DONE, rows_done=count, rows_total=count, size_bytes=size)
     except Exception as exc:
         db.session.rollback()
-        partial.unlink(missing_ok=True)
         log.exception("export job %s failed", job_id)
         _finish(job_id, status=ExportStatus.FAILED, error=(str(exc) or type(exc).__name__)[:500])
         return False
-    # rows_total is taken before the writing starts; what was written is the truth.
-    _finish(job_id, status=ExportStatus.DONE, rows_done=count, rows_total=count, file_path=str(final))
+    finally:
+        partial.unlink(missing_ok=True)
     return True
+
+
+def _store(job_id: int, path: Path) -> int:
+    """Copy the file into export_chunks, a chunk at a time (flushed, not committed); its size in bytes."""
+    size = 0
+    with open(path, "rb") as file:
+        for seq, data in enumerate(iter(lambda: file.read(CHUNK_BYTES), b"")):
+            db.session.execute(insert(ExportChunk).values(job_id=job_id, seq=seq, data=data))
+            size += len(data)
+    return size
+
+
+def file_chunks(job_id: int) -> Iterator[bytes]:
+    """A stored export file's bytes, a chunk (one query) at a time, for a streamed download."""
+    for seq in itertools.count():
+        data = db.session.scalar(select(ExportChunk.data).where(ExportChunk.job_id == job_id,
+                                                                ExportChunk.seq == seq))
+        if data is None:
+            return
+        yield bytes(data)
 
 
 def _finish(job_id: int, **values) -> None:
@@ -153,14 +180,17 @@ def delete_expired_files() -> int:
     interrupted (a scheduler stopped mid-way) that long ago. Returns how many files were deleted."""
     cutoff = now_utc() - timedelta(hours=current_app.config["EXPORT_KEEP_HOURS"])
     deleted = 0
-    for job in db.session.scalars(select(ExportJob).where(ExportJob.file_path.is_not(None),
-                                                          ExportJob.finished_at < cutoff)):
-        try:
-            Path(job.file_path).unlink(missing_ok=True)
-        except OSError as exc:  # one file we may not delete must not keep the others (or the exports) waiting
-            log.error("export file %s of job %s not deleted: %s", job.file_path, job.id, exc)
-            continue
-        job.file_path, job.deleted_at = None, now_utc()
+    expired = select(ExportJob).where(or_(ExportJob.size_bytes.is_not(None), ExportJob.file_path.is_not(None)),
+                                      ExportJob.finished_at < cutoff)
+    for job in db.session.scalars(expired):
+        if job.file_path:  # written before the files moved into the database, on this host or another
+            try:
+                Path(job.file_path).unlink(missing_ok=True)
+            except OSError as exc:  # one file we may not delete must not keep the others (or the exports) waiting
+                log.error("export file %s of job %s not deleted: %s", job.file_path, job.id, exc)
+                continue
+        db.session.execute(delete(ExportChunk).where(ExportChunk.job_id == job.id))
+        job.file_path, job.size_bytes, job.deleted_at = None, None, now_utc()
         deleted += 1
     db.session.execute(
         update(ExportJob).where(ExportJob.status == ExportStatus.RUNNING, ExportJob.started_at < cutoff)
@@ -176,11 +206,16 @@ def delete_expired_files() -> int:
     return deleted
 
 
+def downloadable(job: ExportJob) -> bool:
+    """Done, and its file not deleted yet."""
+    return job.status is ExportStatus.DONE and (job.size_bytes is not None or bool(job.file_path))
+
+
 def job_state(job: ExportJob, download_url: str | None) -> dict:
     """What the job page and its status endpoint show."""
     return {"id": job.id, "status": job.status.value, "rows_done": job.rows_done, "rows_total": job.rows_total,
             "error": job.error, "file_name": job.file_name,
-            "download_url": download_url if job.status is ExportStatus.DONE and job.file_path else None,
+            "download_url": download_url if downloadable(job) else None,
             "deleted": job.deleted_at is not None}
 
 

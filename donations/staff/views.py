@@ -684,12 +684,19 @@ def export_download(job_id: int):
     job = db.get_or_404(ExportJob, job_id)
     if job.deleted_at is not None:
         abort(410, description="This file was deleted a day after it was made. Please ask for the export again.")
-    if job.status is not ExportStatus.DONE or not job.file_path:
+    if not export_ops.downloadable(job):
         abort(404, description="This export is not ready.")
     auth.audit("export.download", "export_job", job.id, kind=job.kind, format=job.format)
     db.session.commit()
-    return send_file(job.file_path, as_attachment=True, download_name=job.file_name,
-                     mimetype=XLSX_TYPE if job.format == "xlsx" else "text/csv; charset=utf-8", max_age=0)
+    mimetype = XLSX_TYPE if job.format == "xlsx" else "text/csv; charset=utf-8"
+    if job.size_bytes is None:  # finished before the files moved into the database
+        return send_file(job.file_path, as_attachment=True, download_name=job.file_name, mimetype=mimetype,
+                         max_age=0)
+    response = Response(stream_with_context(export_ops.file_chunks(job.id)), mimetype=mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=job.file_name)
+    response.headers["Content-Length"] = str(job.size_bytes)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/audit")

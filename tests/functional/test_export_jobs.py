@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from donations.extensions import db
 from donations.reports import operations as export_ops
 from donations.reports import registry
-from donations.reports.models import ExportJob, ExportStatus
+from donations.reports.models import ExportChunk, ExportJob, ExportStatus
 from donations.reports.jobs import run_exports
 from donations.reports.operations import claim_next
 from donations.reports.registry import ExportParams
@@ -48,7 +48,12 @@ def job_row(app, job_id: int) -> dict:
     with in_app(app):
         job = db.session.get(ExportJob, job_id)
         return {"status": job.status, "rows_done": job.rows_done, "rows_total": job.rows_total,
-                "file_path": job.file_path, "error": job.error}
+                "file_path": job.file_path, "size_bytes": job.size_bytes, "error": job.error}
+
+
+def chunk_count(app, job_id: int) -> int:
+    with in_app(app):
+        return db.session.scalar(select(func.count()).select_from(ExportChunk).where(ExportChunk.job_id == job_id))
 
 
 def run_scheduler_job(app) -> dict:
@@ -150,8 +155,9 @@ def test_a_failing_writer_marks_the_job_failed_and_shows_why(app, client, backgr
     assert run_scheduler_job(app) == {"deleted": 0, "done": 0, "failed": 1}
 
     row = job_row(app, job_id)
-    assert (row["status"], row["error"], row["file_path"]) == (ExportStatus.FAILED, "the database went away", None)
+    assert (row["status"], row["error"], row["size_bytes"]) == (ExportStatus.FAILED, "the database went away", None)
     assert set(Path(app.config["EXPORT_DIR"]).glob("*")) == files_before  # no partial file left behind
+    assert chunk_count(app, job_id) == 0
     page = staff.get(f"/staff/reports/jobs/{job_id}")
     assert page.status_code == 200
     assert "The export failed: the database went away" in page.get_data(as_text=True)
@@ -187,7 +193,8 @@ def test_two_schedulers_run_a_job_once(committing_app, postgres):
         assert sorted(r["done"] for r in results) == [0, 1], results
         with app.app_context():
             done = db.session.get(ExportJob, job_id)
-            assert done.status is ExportStatus.DONE and Path(done.file_path).exists()
+            assert done.status is ExportStatus.DONE and done.size_bytes > 0
+            assert chunk_count(app, job_id) == 1
     finally:
         with app.app_context():
             db.session.execute(delete(ExportJob).where(ExportJob.id == job_id))
@@ -200,8 +207,7 @@ def test_files_are_deleted_after_a_day(app, client, background):
     staff = signed_in(client, Role.ACCOUNTANT)
     job_id = queue(staff)
     run_scheduler_job(app)
-    path = Path(job_row(app, job_id)["file_path"])
-    assert path.exists()
+    assert chunk_count(app, job_id) == 1 and job_row(app, job_id)["size_bytes"] > 0
     with in_app(app):
         job = db.session.get(ExportJob, job_id)
         job.finished_at -= timedelta(hours=25)
@@ -209,9 +215,38 @@ def test_files_are_deleted_after_a_day(app, client, background):
 
     assert run_scheduler_job(app)["deleted"] == 1
 
-    assert not path.exists() and job_row(app, job_id)["file_path"] is None
+    assert chunk_count(app, job_id) == 0 and job_row(app, job_id)["size_bytes"] is None
     assert staff.get(f"/staff/reports/jobs/{job_id}/download").status_code == 410
     assert "deleted a day after" in staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
+    assert run_scheduler_job(app)["deleted"] == 0
+
+
+def test_the_file_is_stored_in_the_database_so_any_web_host_serves_the_download(app, client, background,
+                                                                               monkeypatch, tmp_path):
+    for amount in range(1000, 1040):
+        webhook_gift(client, amount=amount)
+    staff = signed_in(client, Role.ACCOUNTANT)
+    monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", 10_000)
+    with staff.post("/staff/reports", FORM) as direct:  # the same export, answered at once
+        assert direct.status_code == 200
+        expected = direct.get_data()
+    monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", -1)
+    job_id = queue(staff)
+    monkeypatch.setattr(export_ops, "CHUNK_BYTES", 100)  # a file of many chunks, put back together in order
+    scratch = Path(app.config["EXPORT_DIR"])
+
+    assert run_scheduler_job(app)["done"] == 1
+
+    assert chunk_count(app, job_id) == -(-len(expected) // 100) > 10
+    assert not list(scratch.glob(f"{job_id}-*"))  # nothing left on the scheduler host's disk
+    # Another web host: its own, empty EXPORT_DIR.
+    monkeypatch.setitem(app.config, "EXPORT_DIR", str(tmp_path / "another-host"))
+    with staff.get(f"/staff/reports/jobs/{job_id}/download") as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(len(expected))
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.get_data() == expected
+    assert job_row(app, job_id)["size_bytes"] == len(expected)
 
 
 @pytest.mark.parametrize("suffix", ["", "/status", "/download"])
