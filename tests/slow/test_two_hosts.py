@@ -8,6 +8,8 @@ out once.
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import secrets
 import subprocess
@@ -17,10 +19,11 @@ from collections import defaultdict
 from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from donations.db import now_utc
@@ -29,10 +32,12 @@ from donations.job_runs import JobRun
 from donations.leader import current_holder
 from donations.ledger.models import Donation, DonationStatus
 from donations.mail.models import OutboxEmail
+from donations.staff.models import Role
 from tests.conftest import POSTGRES_URL
 from tests.functional.helpers import hidden_value
 from tests.process_helpers import LIVE_WEBHOOK_SECRET, ROOT, LiveApp, ProcessGroup
 from tests.slow.conftest import wait_for_backends
+from tests.staff_helpers import PASSWORD, make_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -40,6 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PUBLIC_URL = "http://donations.test"
 TICK = 1.0  # every job, every second (SCHEDULER_TICK_SECONDS)
 READER = "reader@example.com"
+ACCOUNTANT = "accountant@publisher.example"
 
 
 def shared_environ(smtp_port: int) -> dict[str, str]:
@@ -55,6 +61,8 @@ def shared_environ(smtp_port: int) -> dict[str, str]:
         "SCHEDULER_STANDBY_POLL_SECONDS": "0.5",
         "SCHEDULER_HEARTBEAT_SECONDS": "0.5",
         "SCHEDULER_LEADER_TIMEOUT_SECONDS": "2",
+        "EXPORT_INTERVAL_SECONDS": "1",
+        "EXPORT_DIRECT_MAX_ROWS": "-1",  # every export from /staff/reports goes to the scheduler
     }
 
 
@@ -74,9 +82,11 @@ class Scheduler(ProcessGroup):
 
     STOP_SECONDS = 15
 
-    def __init__(self, extra: dict[str, str], log_path: Path):
+    def __init__(self, extra: dict[str, str], log_path: Path, export_dir: Path):
         self.application_name = f"donations-sched-{secrets.token_hex(4)}"
         self.log_path = log_path
+        self.export_dir = export_dir  # this host's own disk
+        extra = {**extra, "EXPORT_DIR": str(export_dir)}
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "app", "scheduler", "run"],
@@ -190,6 +200,15 @@ def renew(extra: dict[str, str], days: int) -> str:
 
 
 @pytest.fixture
+def staff_rows(committing_app):
+    """Removes the staff user, their session, audit entries and export jobs (and files) the test commits; asked
+    for before ``cluster``, so that the processes are stopped first."""
+    yield
+    with committing_app.app_context(), db.engine.begin() as conn:
+        conn.execute(text("TRUNCATE audit_entries, staff_sessions, staff_users CASCADE"))
+
+
+@pytest.fixture
 def cluster(postgres, committing_app, smtp_server, tmp_path):
     """Two web hosts and two schedulers, stopped (before committing_app empties the tables) at the end."""
     _, smtp_port, messages = smtp_server
@@ -200,7 +219,7 @@ def cluster(postgres, committing_app, smtp_server, tmp_path):
         for name in ("a", "b"):
             webs.append(LiveApp(POSTGRES_URL, tmp_path / f"web-{name}.log", environ=extra, server="gunicorn"))
         for name in ("1", "2"):
-            schedulers.append(Scheduler(extra, tmp_path / f"scheduler-{name}.log"))
+            schedulers.append(Scheduler(extra, tmp_path / f"scheduler-{name}.log", tmp_path / f"exports-{name}"))
         for web in webs:
             web.wait_until_ready(60)
         yield {"a": webs[0], "b": webs[1]}, schedulers, messages, extra
@@ -211,7 +230,8 @@ def cluster(postgres, committing_app, smtp_server, tmp_path):
             wait_for_backends(committing_app, proc, count=0, terminate_after=5)
 
 
-def test_two_hosts_and_two_schedulers_book_each_payment_once_and_send_each_receipt_once(cluster, committing_app):
+def test_two_hosts_and_two_schedulers_book_each_payment_once_and_send_each_receipt_once(staff_rows, cluster,
+                                                                                            committing_app):
     hosts, schedulers, messages, extra = cluster
     logs = [*hosts.values(), *schedulers]
     by_pid = {f":{s.pid}": s for s in schedulers}
@@ -276,3 +296,29 @@ def test_two_hosts_and_two_schedulers_book_each_payment_once_and_send_each_recei
     assert after and all(run.started_at >= killed_at - timedelta(seconds=1) for run in after)
     assert_each_job_once_per_tick(before)
     assert_each_job_once_per_tick(after)
+
+    # An accountant asks for an export on host A; the new leader writes it; host B serves the download. The
+    # file is in PostgreSQL: neither scheduler host keeps a copy on its disk.
+    make_user(committing_app, Role.ACCOUNTANT, ACCOUNTANT, PASSWORD)
+    accountant = Balancer(hosts)
+    login = accountant.get("a", "/staff/login").text
+    signed = accountant.post("a", "/staff/login", {"csrf_token": hidden_value(login, "csrf_token"),
+                                                   "email": ACCOUNTANT, "password": PASSWORD})
+    assert signed.status_code == 303, signed.text[:2000]
+    reports = accountant.get("a", "/staff/reports").text
+    today = now_utc().date()
+    queued = accountant.post("a", "/staff/reports", {
+        "csrf_token": hidden_value(reports, "csrf_token"), "kind": "donations", "format": "csv",
+        "start": (today - timedelta(days=7)).isoformat(), "end": (today + timedelta(days=100)).isoformat()})
+    assert queued.status_code == 303, queued.text[:2000]
+    job = urlsplit(queued.headers["Location"]).path
+
+    state = poll("the export job", lambda: (s := accountant.get("b", f"{job}/status").json())["status"] == "done"
+                 and s, logs=logs)
+    download = accountant.get("b", state["download_url"])
+
+    assert download.status_code == 200, download.text[:2000]
+    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert len(rows) == 3 and {row["amount"] for row in rows} == {"10.00"}
+    assert [path for s in schedulers for path in s.export_dir.glob("*")] == []
+    assert state["rows_done"] == state["rows_total"] == 3
