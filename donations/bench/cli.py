@@ -90,11 +90,18 @@ def embed(seconds, runs, connections, warmup, only, smoke, output):
               help="Random seed: the same seed on the same day writes the same data.")
 @click.option("--force", is_flag=True,
               help="Empty the tables the seed fills (supporters, gifts, books, campaigns…) before writing.")
-def seed(donations, supporters, seed_, force):
+@click.option("--keep", is_flag=True,
+              help="Do nothing when the database already holds exactly this many donations and supporters "
+                   "(make bench: seed once, measure many times).")
+def seed(donations, supporters, seed_, force, keep):
     """Fill an empty PostgreSQL database with a big publisher's data (COPY, not the ORM)."""
     from ..extensions import db
     from . import seed as seeding
 
+    if keep and seeding.holds(db.engine, donations=donations, supporters=supporters):
+        click.echo(f"bench seed: the database holds {donations:,} donations and {supporters:,} supporters "
+                   "already; kept (--keep)")
+        return
     try:
         seeding.check_database(db.engine, force=force)
     except seeding.SeedRefused as refused:

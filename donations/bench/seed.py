@@ -396,6 +396,18 @@ class Seeder:
         return dict(self.counts)
 
 
+def holds(engine, *, donations: int, supporters: int) -> bool:
+    """Whether a PostgreSQL database holds exactly this many donations and supporters (a seed to reuse)."""
+    if engine.dialect.name != "postgresql":
+        return False
+    try:
+        with engine.connect() as conn:
+            return (conn.execute(text("SELECT count(*) FROM donations")).scalar_one() == donations
+                    and conn.execute(text("SELECT count(*) FROM supporters")).scalar_one() == supporters)
+    except ProgrammingError:  # no tables yet
+        return False
+
+
 def check_database(engine, *, force: bool) -> None:
     """Refuse SQLite (the benchmarks measure PostgreSQL) and a database holding data, unless forced."""
     if engine.dialect.name != "postgresql":

@@ -123,6 +123,20 @@ def test_a_second_seed_without_force_is_refused(seeded):
     assert scalar(app, "SELECT count(*) FROM donations") == DONATIONS
 
 
+def test_keep_reuses_a_database_holding_the_same_counts_and_refuses_other_data(seeded):
+    app, _ = seeded
+    first_id = scalar(app, "SELECT min(id) FROM donations")
+
+    kept = invoke(app, "--donations", str(DONATIONS), "--supporters", str(SUPPORTERS), "--keep")
+
+    assert kept.exit_code == 0, kept.output
+    assert "kept (--keep)" in kept.output
+    assert scalar(app, "SELECT min(id) FROM donations") == first_id  # nothing rewritten
+    other = invoke(app, "--donations", str(DONATIONS + 1), "--supporters", str(SUPPORTERS), "--keep")
+    assert other.exit_code == 1 and "already holds data" in other.output
+    assert scalar(app, "SELECT count(*) FROM donations") == DONATIONS
+
+
 def test_seed_refuses_sqlite_with_a_clear_message(app):
     if POSTGRES_URL:
         pytest.skip("runs on SQLite")
