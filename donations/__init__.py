@@ -50,6 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .campaigns.views import bp as campaigns_bp
     from .campaigns import counting
     from .campaigns.count_views import CountEndpoint
+    from .campaigns.embed_endpoint import EmbedEndpoint
     from .checkout.views import bp as checkout_bp
     from .health import bp as health_bp
     from .payments.gateway import init_gateway
@@ -82,6 +83,8 @@ def create_app(config: Config | None = None) -> Flask:
 
         return format_date(moment, "d MMMM y", locale=request_locale()) if moment else ""
     app.wsgi_app = CountEndpoint(app, app.wsgi_app)  # the embed's beacons, answered before Flask
+    # The embed script and (from this process's few seconds of cache) campaigns.json, likewise.
+    app.wsgi_app = EmbedEndpoint(app, app.wsgi_app)
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -49,11 +49,16 @@ TARGETS = [
     Target("POST /embed/v1/count", "app", Request("POST", "/embed/v1/count", COUNT_BODY, BEACON_HEADERS),
            reference="empty route (POST)", goal=0.8, note="an impression, as sendBeacon sends it"),
     Target("GET /embed/v1/campaigns.json?locale=en", "app", Request("GET", "/embed/v1/campaigns.json?locale=en"),
-           reference="empty route (GET)", goal=0.8, note="without If-None-Match: the full answer every time"),
+           reference="empty route (GET)", goal=0.8,
+           note="without If-None-Match: the full answer every time; answered before Flask from the process's "
+                "EMBED_CACHE_SECONDS cache (campaigns/embed_endpoint.py), PostgreSQL read once per expiry"),
     Target("GET /embed/v1/cta.js", "app", Request("GET", "/embed/v1/cta.js"), reference="empty route (GET)",
-           note="the script, cacheable; a CDN serves most of these"),
+           note="the script, cacheable; a CDN serves most of these; answered before Flask from memory"),
     Target("GET /api/v1/campaigns/default", "app", Request("GET", "/api/v1/campaigns/default"),
-           reference="empty route (GET)", note="not cached: reads the campaign from PostgreSQL every time"),
+           reference="empty route (GET)",
+           note="not cached: a Flask view reading PostgreSQL every time (the campaign, then its variants and "
+                "their translations lazily: 3 queries, plus the pool's pre-ping). Not on the article path (the "
+                "script reads campaigns.json); a short cache like campaigns.json's would lift it to the app's floor"),
 ]
 
 

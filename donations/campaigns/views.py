@@ -75,13 +75,25 @@ def embed_script():
 _embed_cache: dict[tuple[int, str, str | None], tuple[float, bytes, str]] = {}
 
 
+def cached_campaigns_json(app, locale: str, currency: str | None) -> tuple[bytes, str] | None:
+    """The body and ETag this process keeps for (locale, currency), while they are fresh; else None.
+
+    Read by this view and by the middleware that answers campaigns.json before Flask (embed_endpoint.py), so
+    both serve the same bytes for at most EMBED_CACHE_SECONDS after the database said so."""
+    cached = _embed_cache.get((id(app), locale, currency))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1], cached[2]
+    return None
+
+
 def _campaigns_json(locale: str, currency: str | None) -> tuple[bytes, str]:
     seconds = current_app.config["EMBED_CACHE_SECONDS"]
-    key = (id(current_app._get_current_object()), locale, currency)
+    app = current_app._get_current_object()
+    cached = cached_campaigns_json(app, locale, currency)
+    if cached is not None:
+        return cached
+    key = (id(app), locale, currency)
     now = time.monotonic()
-    cached = _embed_cache.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1], cached[2]
     body = json.dumps(operations.embed_campaigns(locale, currency), separators=(",", ":"),
                       ensure_ascii=False).encode()
     etag = hashlib.sha256(body).hexdigest()[:32]
