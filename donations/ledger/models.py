@@ -90,7 +90,11 @@ RECURRING_TRANSITIONS: dict[RecurringStatus, frozenset[RecurringStatus]] = {
 class Supporter(db.Model):
     __tablename__ = "supporters"
     #: Staff search by email prefix (LIKE 'abc%') on PostgreSQL.
-    __table_args__ = (Index("ix_supporters_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),)
+    __table_args__ = (
+        Index("ix_supporters_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # Search by part of a name (ILIKE '%abc%'): a pg_trgm GIN index on PostgreSQL, plain on SQLite.
+        Index("ix_supporters_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Lower-cased, trimmed; one supporter per address.

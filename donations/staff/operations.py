@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..campaigns.models import (
@@ -92,14 +92,15 @@ def search_supporters(filters: Filters) -> tuple[list[Supporter], int | None]:
     q = filters.q.strip()
     if q:
         if q.startswith(("cus_", "sub_", "pi_", "in_", "cs_")):
-            stmt = stmt.where(or_(
-                Supporter.stripe_customer_id == q,
-                exists().where(Donation.supporter_id == Supporter.id, or_(
+            # The supporters a Stripe id names, each found through its own unique index: an OR of EXISTS
+            # over supporters would instead test every supporter, newest first, until 51 matched.
+            stmt = stmt.where(Supporter.id.in_(union(
+                select(Supporter.id).where(Supporter.stripe_customer_id == q),
+                select(Donation.supporter_id).where(or_(
                     Donation.stripe_payment_intent_id == q, Donation.stripe_invoice_id == q,
                     Donation.stripe_checkout_session_id == q, Donation.stripe_subscription_id == q)),
-                exists().where(RecurringDonation.supporter_id == Supporter.id,
-                               RecurringDonation.stripe_subscription_id == q),
-            ))
+                select(RecurringDonation.supporter_id).where(RecurringDonation.stripe_subscription_id == q),
+            )))
         else:
             stmt = stmt.where(or_(Supporter.email.startswith(q.lower(), autoescape=True),
                                   Supporter.name.icontains(q, autoescape=True)))
