@@ -416,16 +416,14 @@ def figures(period: Period) -> dict:
         .where(Refund.refunded_at >= period.start, Refund.refunded_at < period.end)
         .group_by(Refund.currency)
     ).all()
-    first_gift = (select(func.min(Donation.paid_at).label("first"))
-                  .where(Donation.status.in_(PAID)).group_by(Donation.supporter_id).subquery())
     return {
         "raised": {c: int(total) for c, total, _ in raised},
         "gifts": sum(n for _, _, n in raised),
         "refunds": _money_by_currency(refunds),
         "disputes": db.session.scalar(select(func.count()).select_from(Dispute).where(
             Dispute.opened_at >= period.start, Dispute.opened_at < period.end)),
-        "new_supporters": db.session.scalar(select(func.count()).select_from(first_gift).where(
-            first_gift.c.first >= period.start, first_gift.c.first < period.end)),
+        "new_supporters": db.session.scalar(select(func.count()).select_from(Supporter).where(
+            Supporter.first_gift_at >= period.start, Supporter.first_gift_at < period.end)),
         "churned": db.session.scalar(select(func.count()).select_from(RecurringDonation).where(
             RecurringDonation.canceled_at >= period.start, RecurringDonation.canceled_at < period.end)),
     }
@@ -513,10 +511,8 @@ def supporters_gained_and_lost(today: date) -> list[tuple[str, int, int]]:
     """Per month: supporters whose first gift it was, and recurring supporters who stopped."""
     months = month_ends(today)
     start = utc_day(date.fromisoformat(months[0][0] + "-01"))
-    first = (select(func.min(Donation.paid_at).label("first")).where(Donation.status.in_(PAID))
-             .group_by(Donation.supporter_id).subquery())
-    bucket = _bucket(first.c.first, "month").label("bucket")
-    gained = dict(db.session.execute(select(bucket, func.count()).where(first.c.first >= start)
+    bucket = _bucket(Supporter.first_gift_at, "month").label("bucket")
+    gained = dict(db.session.execute(select(bucket, func.count()).where(Supporter.first_gift_at >= start)
                                      .group_by(bucket)).all())
     lost_bucket = _bucket(RecurringDonation.canceled_at, "month").label("bucket")
     lost = dict(db.session.execute(select(lost_bucket, func.count()).where(RecurringDonation.canceled_at >= start)
