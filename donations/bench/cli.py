@@ -112,7 +112,7 @@ def seed(donations, supporters, seed_, force):
 
 
 @bench.command("queries")
-@click.option("--requests", "requests_", type=click.IntRange(1, 10_000), default=60, show_default=True,
+@click.option("--requests", "requests_", type=click.IntRange(1, 10_000), default=50, show_default=True,
               help="Requests per page or kind of search in each run (the p95 is over these).")
 @click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs; the figures are the medians of the runs' p50 and p95.")

@@ -309,4 +309,19 @@ def summarise(kinds: list[Kind], select_one: list[list[float]], plans: dict, *, 
 
 
 #: What the figures say about the app, and the plan where a target is not met (kept with the figures).
-NOTES_PLAN: list[str] = []
+NOTES_PLAN = [
+    "Supporter search: an address or its start is found through the email index (text_pattern_ops), part of a "
+    "name through a pg_trgm GIN index (migration b7e41c9d2a53), a Stripe id through the unique indexes of the "
+    "supporters, donations and recurring gifts; each answer is one page of 50 by keyset. Before these, a search "
+    "read supporters newest first until 51 matched: hundreds of ms, and a whole table scan for a term without a "
+    "match. A fragment shared by a large share of the supporters (e.g. the first word of many names) still reads "
+    "every match to sort them (about 0.1-0.2 s at 11,000 matches).",
+    "Dashboard: new supporters were a minimum over every paid donation per supporter, four times a page (about 2 s "
+    "each at 1,000,000 donations); they are now an index range on supporters.first_gift_at (migration "
+    "c3d9a0f1e6b2), kept when a gift is booked. What remains is the money raised: the year to date, the 12 months "
+    "of the chart and the top campaigns and articles each aggregate every paid donation of their range (about "
+    "330,000 rows a year at this scale). Plan to close the gap: a table of totals per UTC day, currency, campaign "
+    "and article for past days, filled by a scheduler job and marked stale when a gift paid on a past day is "
+    "booked late; the page adds today's rows from the donations. An index-only scan over a covering index was "
+    "tried and does not close it (0.25 s for the year to date alone on this machine).",
+]
