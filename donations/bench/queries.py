@@ -100,7 +100,7 @@ def sample_terms(terms: int, seed: int = 9) -> dict[str, list[tuple[str, str | N
         if len(kinds["part of a name"]) < terms and name:
             words = name.split()
             part = words[-1] if len(words) > 1 else name[1:-1] or name  # a surname, or the middle of a name
-            kinds["part of a name"].append((_search(part), None, None))
+            kinds["part of a name"].append((_search(part), escape(part), NO_MATCH))
         if len(kinds["Stripe customer id"]) < terms and customer:
             kinds["Stripe customer id"].append((_search(customer), escape(email), NO_MATCH))
     for number in range(terms):
@@ -112,7 +112,7 @@ def make_kinds(terms: int) -> list[Kind]:
     notes = {
         "full email": "an address of a supporter; the page must list them",
         "email prefix": "the start of an address (e.g. supporter1234)",
-        "part of a name": "a word of a supporter's name, anywhere in the name",
+        "part of a name": "a word of a supporter's name, anywhere in the name; the page must list a match",
         "Stripe customer id": "cus_…; the page must list its supporter",
         "no match": "a term nobody matches: the page must say so",
     }
