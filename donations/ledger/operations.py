@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm.util import identity_key
 
 from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import insert_ignore, next_number, now_utc
@@ -148,7 +149,8 @@ def note_first_gift(supporter_id: int, paid_at: datetime) -> None:
         update(Supporter).where(Supporter.id == supporter_id,
                                 or_(Supporter.first_gift_at.is_(None), Supporter.first_gift_at > paid_at))
         .values(first_gift_at=paid_at).execution_options(synchronize_session=False))
-    supporter = db.session.get(Supporter, supporter_id)
+    # Only a supporter already in this session is refreshed; loading one here would cost every renewal a query.
+    supporter = db.session.identity_map.get(identity_key(Supporter, supporter_id))
     if supporter is not None:
         db.session.expire(supporter, ["first_gift_at"])
 
