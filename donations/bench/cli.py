@@ -116,3 +116,42 @@ def seed(donations, supporters, seed_, force, keep):
 
         size = conn.execute(text("SELECT pg_size_pretty(pg_database_size(current_database()))")).scalar_one()
     click.echo(f"seeded in {seconds:.1f} s; database size {size}")
+
+
+@bench.command("queries")
+@click.option("--requests", "requests_", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Requests per page or kind of search in each run (the p95 is over these).")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs; the figures are the medians of the runs' p50 and p95.")
+@click.option("--terms", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Distinct search terms per kind, drawn from the supporters and repeated.")
+@click.option("--smoke", is_flag=True, help="Check that the harness works: 3 requests per kind, 1 run, no verdicts.")
+@click.option("--no-explain", is_flag=True, help="Leave out EXPLAIN ANALYZE of each page's slowest query.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
+              help="The JSON results file; the Markdown page is written beside it (.md).")
+def queries(requests_, runs, terms, smoke, no_explain, output):
+    """Staff dashboard and supporter search, p50 and p95 (issue 9: 300 ms and 50 ms at 1M donations)."""
+    from . import queries as measurement
+    from . import results
+
+    postgres = _postgres_version()
+    if smoke:
+        requests_, runs, terms = 3, 1, 2
+    click.echo(f"bench queries: {runs} run(s) of {requests_} requests per kind, {terms} terms per kind, "
+               f"PostgreSQL {postgres}")
+    try:
+        section, kinds = measurement.measure(current_app._get_current_object(), postgres, requests=requests_,
+                                             runs=runs, terms=terms, smoke=smoke, explain=not no_explain,
+                                             echo=click.echo)
+    except measurement.MeasurementFailed as failed:
+        raise click.ClickException(str(failed)) from None
+    results.write(section, output, output.with_suffix(".md"))
+    for row in section.rows:
+        click.echo(f"{row['target']}: p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms over {row['requests']} "
+                   f"requests — {row['verdict']}")
+    click.echo(f"wrote {output} and {output.with_suffix('.md')}")
+    failures = [f"{kind.name}: {failure}" for kind in kinds for failure in kind.failures]
+    if failures:
+        click.echo("wrong answers:\n  " + "\n  ".join(failures[:20]), err=True)
+        sys.exit(1)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
+from ..ledger.operations import FIRST_GIFTS_SQL
 from ..money import currency_exponent
 
 #: Currency, share of gifts, presets in minor units.
@@ -442,6 +443,8 @@ def seed(engine, *, donations: int, supporters: int, seed: int, force: bool, tod
         seeder = Seeder(conn, donations=donations, supporters=supporters, seed=seed,
                         today=today or datetime.now(UTC).date(), echo=echo)
         counts = seeder.run()
+        with conn.cursor() as cur:  # written by COPY, not through mark_succeeded: the first gifts from the rows
+            cur.execute(FIRST_GIFTS_SQL)
         conn.commit()
         conn.autocommit = True  # fresh statistics for the planner; ANALYZE needs no transaction
         try:

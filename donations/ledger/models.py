@@ -90,7 +90,11 @@ RECURRING_TRANSITIONS: dict[RecurringStatus, frozenset[RecurringStatus]] = {
 class Supporter(db.Model):
     __tablename__ = "supporters"
     #: Staff search by email prefix (LIKE 'abc%') on PostgreSQL.
-    __table_args__ = (Index("ix_supporters_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),)
+    __table_args__ = (
+        Index("ix_supporters_email_pattern", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # Search by part of a name (ILIKE '%abc%'): a pg_trgm GIN index on PostgreSQL, plain on SQLite.
+        Index("ix_supporters_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Lower-cased, trimmed; one supporter per address.
@@ -101,6 +105,10 @@ class Supporter(db.Model):
     mailing_consent_at: Mapped[datetime | None] = mapped_column(index=True)
     #: Where and in which words they agreed, e.g. ``donation form: Keep me informed about our work by email``.
     mailing_consent_source: Mapped[str | None] = mapped_column(String(300))
+    #: When their first gift was paid (the earliest paid_at of their paid donations); None = no gift paid yet.
+    #: Kept by ledger.operations.note_first_gift, so the dashboard counts new supporters with an index range
+    #: instead of a minimum over every donation.
+    first_gift_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")

@@ -5,7 +5,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm.util import identity_key
 
 from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import insert_ignore, next_number, now_utc
@@ -135,7 +136,39 @@ def mark_succeeded(donation: Donation, at: datetime) -> None:
     donation.booked_on, donation.booking_note = booking_day(at.astimezone(timezone.utc).date())
     donation.receipt_number = next_receipt_number(at.year)
     db.session.flush()
+    note_first_gift(donation.supporter_id, at)
     emails.queue_receipt(donation)
+
+
+def note_first_gift(supporter_id: int, paid_at: datetime) -> None:
+    """Remember when the supporter's first gift was paid (a gift paid earlier than the one known moves it back).
+
+    One conditional UPDATE, so two first gifts booked at once keep the earlier time; a renewal matches no row,
+    so it neither writes nor locks the supporter."""
+    db.session.execute(
+        update(Supporter).where(Supporter.id == supporter_id,
+                                or_(Supporter.first_gift_at.is_(None), Supporter.first_gift_at > paid_at))
+        .values(first_gift_at=paid_at).execution_options(synchronize_session=False))
+    # Only a supporter already in this session is refreshed; loading one here would cost every renewal a query.
+    supporter = db.session.identity_map.get(identity_key(Supporter, supporter_id))
+    if supporter is not None:
+        db.session.expire(supporter, ["first_gift_at"])
+
+
+#: Every supporter's first gift from the donations themselves, for data written without mark_succeeded (the
+#: demo, the bench seed). Paid = succeeded, refunded in part or in full, or disputed: the money arrived.
+FIRST_GIFTS_SQL = (
+    "UPDATE supporters SET first_gift_at = f.first FROM (SELECT supporter_id, min(paid_at) AS first FROM donations "
+    "WHERE status IN ('succeeded', 'partially_refunded', 'refunded', 'disputed') AND paid_at IS NOT NULL "
+    "GROUP BY supporter_id) AS f WHERE supporters.id = f.supporter_id "
+    "AND (supporters.first_gift_at IS NULL OR supporters.first_gift_at <> f.first)")
+
+
+def refresh_first_gifts() -> None:
+    """Set every supporter's first gift from their donations (see FIRST_GIFTS_SQL)."""
+    db.session.flush()
+    db.session.execute(text(FIRST_GIFTS_SQL))
+    db.session.expire_all()
 
 
 def _donation_for_payment(intent: str | None) -> Donation | None:

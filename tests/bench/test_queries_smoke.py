@@ -1,0 +1,82 @@
+"""`flask --app app bench queries --smoke` end to end on a small seed: every page answered rightly, both results
+files written, the bench staff user gone afterwards. No timing is asserted: the machine is shared.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from donations.bench import queries
+from donations.bench import seed as seeding
+from donations.bench.results import ROOT
+from donations.extensions import db
+
+pytestmark = pytest.mark.slow
+
+KINDS = ["dashboard (GET /staff/, default periods)", "supporter search: full email", "supporter search: email prefix",
+         "supporter search: part of a name", "supporter search: Stripe customer id", "supporter search: no match",
+         "SELECT 1 through the same session (context)"]
+
+
+@pytest.fixture
+def seeded(postgres, committing_app):
+    app = committing_app
+    result = app.test_cli_runner().invoke(args=["bench", "seed", "--donations", "500", "--supporters", "100",
+                                                "--seed", "5", "--force"])
+    assert result.exit_code == 0, result.output
+    yield app
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(seeding.TABLES)} CASCADE"))
+        conn.execute(text("DELETE FROM campaigns WHERE slug LIKE 'bench-%'"))
+
+
+def run_queries(app, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("STRIPE_", "SMTP_", "FLASK_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
+    env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "queries", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def scalar(app, sql: str, **params):
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def test_smoke_run_requests_every_page_rightly_and_writes_the_queries_section(seeded, tmp_path):
+    app = seeded
+    output = tmp_path / "benchmarks.json"
+    users_before = scalar(app, "SELECT count(*) FROM staff_users")
+
+    done = run_queries(app, "--smoke", "--output", str(output))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    section = json.loads(output.read_text())["sections"]["queries"]
+    assert section["smoke"] is True
+    assert [row["target"] for row in section["rows"]] == KINDS
+    for row in section["rows"]:
+        assert row["requests"] == 3, row  # --smoke: 3 requests per kind, one run
+        assert row["p50_ms"] is not None and row["p95_ms"] >= row["p50_ms"], row
+        assert row["verdict"] == ("context" if row["target"].startswith("SELECT 1") else "not judged (smoke run)")
+    assert section["notes"][0] == "The database held 500 donations and 100 supporters."
+    assert any(note.startswith("Slowest query of dashboard") and "Execution Time" in note
+               for note in section["notes"])
+    page = output.with_suffix(".md").read_text()
+    assert "Smoke run" in page and all(kind in page for kind in KINDS)
+    # The bench staff user, their session and their audit entries are gone.
+    assert scalar(app, "SELECT count(*) FROM staff_users") == users_before
+    assert scalar(app, "SELECT count(*) FROM audit_entries WHERE actor_email LIKE :d",
+                  d=f"%@{queries.BENCH_EMAIL_DOMAIN}") == 0
+
+
+def test_an_empty_database_is_a_failed_measurement_not_a_fast_one(postgres, committing_app, tmp_path):
+    done = run_queries(committing_app, "--smoke", "--output", str(tmp_path / "b.json"))
+
+    assert done.returncode == 1
+    assert "no supporters" in done.stderr
+    assert not (tmp_path / "b.json").exists()
