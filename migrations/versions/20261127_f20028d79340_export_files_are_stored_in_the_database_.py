@@ -1,7 +1,7 @@
 """Export files are stored in the database (export_chunks), not on one host's disk
 
 Revision ID: f20028d79340
-Revises: 2e8a8c8fd47c
+Revises: c3d9a0f1e6b2
 Create Date: 2026-11-27 07:04:58.508722
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f20028d79340'
-down_revision = '2e8a8c8fd47c'
+down_revision = 'c3d9a0f1e6b2'
 branch_labels = None
 depends_on = None
 
