@@ -34,8 +34,14 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP)
 
 
+#: What build_message reads of an outbox row.
+_MESSAGE_COLUMNS = (OutboxEmail.id, OutboxEmail.to_address, OutboxEmail.subject, OutboxEmail.message_id,
+                    OutboxEmail.created_at, OutboxEmail.body_text, OutboxEmail.body_html, OutboxEmail.attachments)
+
+
 def build_message(email: OutboxEmail, sender: str) -> EmailMessage:
-    """The MIME message for an outbox row; its attachments are rendered now (AttachmentError if one fails)."""
+    """The MIME message for an outbox row (the model, or a row of _MESSAGE_COLUMNS); its attachments are
+    rendered now (AttachmentError if one fails)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = email.to_address
@@ -112,9 +118,15 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
 
     The due emails are claimed first (see ``_claim``) and the claim is committed before anything
     is sent; then each email is marked as being sent, handed to the server, and marked with its
-    outcome, each step committed on its own. A sender that dies mid-batch leaves its claimed
-    emails to be retried after CLAIM; one that dies while the server held a message leaves the
-    mark that makes the next claimer count a possible duplicate.
+    outcome. A sender that dies mid-batch leaves its claimed emails to be retried after CLAIM; one
+    that dies while the server held a message leaves the mark that makes the next claimer count a
+    possible duplicate.
+
+    One commit per email, not two: the outcome of an email the server accepted is written in the
+    transaction that marks the next one as being sent (or in the batch's last one). A sender that
+    dies in between leaves the accepted email marked, which counts it as a possible duplicate, as
+    dying between the send and its own commit always did. The batch is read in one query and kept
+    out of the session, so that these commits do not make every email load again.
     """
     now = now or now_utc()
     token = secrets.token_hex(8)
@@ -124,11 +136,26 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     if not claimed:
         return counts
     sender = current_app.config["MAIL_FROM"]
-    unsent = [db.session.get(OutboxEmail, email_id) for email_id in claimed]
+    # Plain rows, not ORM objects: nothing for the commits below to expire and load again.
+    unsent = db.session.execute(select(*_MESSAGE_COLUMNS).where(OutboxEmail.id.in_(claimed))
+                                .order_by(OutboxEmail.id.desc())).all()  # popped from the end: oldest first
+    accepted: tuple[int, datetime] | None = None  # the server took it; its outcome goes into the next commit
+
+    def book_accepted() -> None:
+        nonlocal accepted
+        if accepted is not None:
+            email_id, sent_at = accepted
+            db.session.execute(
+                update(OutboxEmail).where(OutboxEmail.id == email_id)
+                .values(status=EmailStatus.SENT, sent_at=sent_at, attempts=OutboxEmail.attempts + 1,
+                        send_started_at=None)
+                .execution_options(synchronize_session=False))
+            accepted = None
+
     try:
         with transport() as connection:
             while unsent:
-                email = unsent[0]
+                email = unsent[-1]
                 try:
                     message = build_message(email, sender)
                 except Exception as exc:
@@ -138,53 +165,65 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                     db.session.rollback()
                     if not isinstance(exc, AttachmentError):
                         log.exception("email %s could not be built", email.id)
-                    counts[_failed(email, exc, now)] += 1
-                else:
-                    if not _still_mine(email, token):
-                        # The claim ran out while this batch was slow, and another sender took the email.
-                        log.warning("email %s: its claim passed to another sender; not sending it here", email.id)
-                        unsent.pop(0)
+                    book_accepted()
+                    counts[_failed(_row(email.id), exc, now)] += 1
+                    unsent.pop()
+                    db.session.commit()
+                    continue
+                mine = _mark_sending(email.id, token)
+                book_accepted()
+                db.session.commit()  # the mark is stored before the message goes out
+                if not mine:
+                    # The claim ran out while this batch was slow, and another sender took the email.
+                    log.warning("email %s: its claim passed to another sender; not sending it here", email.id)
+                    unsent.pop()
+                    continue
+                try:
+                    connection.send(message)
+                except (OSError, smtplib.SMTPException) as exc:
+                    if isinstance(exc, smtplib.SMTPSenderRefused):
+                        raise  # our sender address is refused: a setup problem, every email waits
+                    row = _row(email.id)
+                    counts[_failed(row, exc, now, per_message=True)] += 1
+                    unsent.pop()
+                    if smtp_reply(exc) is None:
+                        # The connection went while the message was on its way, so the server may have
+                        # it: the mark stays for the next try to count a possible duplicate; the rest wait.
                         db.session.commit()
-                        continue
-                    try:
-                        connection.send(message)
-                    except (OSError, smtplib.SMTPException) as exc:
-                        if isinstance(exc, smtplib.SMTPSenderRefused):
-                            raise  # our sender address is refused: a setup problem, every email waits
-                        counts[_failed(email, exc, now, per_message=True)] += 1
-                        if smtp_reply(exc) is None:
-                            # The connection went while the message was on its way, so the server may have
-                            # it: the mark stays for the next try to count a possible duplicate; the rest wait.
-                            unsent.pop(0)
-                            db.session.commit()
-                            raise
-                    else:
-                        email.status = EmailStatus.SENT
-                        email.sent_at = now_utc()
-                        email.attempts += 1
-                        counts["sent"] += 1
-                    email.send_started_at = None
-                unsent.pop(0)
-                db.session.commit()
+                        raise
+                    row.send_started_at = None
+                    db.session.commit()
+                else:
+                    accepted = (email.id, now_utc())
+                    counts["sent"] += 1
+                    unsent.pop()
+            book_accepted()
+            db.session.commit()
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         # The server could not be reached, refused our sender, or went away: every email left waits.
-        for email in unsent:
-            email.send_started_at = None
-            counts[_failed(email, exc, now)] += 1
+        book_accepted()
+        rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.id.in_([e.id for e in unsent]))
+                                  .order_by(OutboxEmail.id)).all() if unsent else []
+        for row in rows:
+            row.send_started_at = None
+            counts[_failed(row, exc, now)] += 1
         db.session.commit()
     return counts
 
 
-def _still_mine(email: OutboxEmail, token: str) -> bool:
+def _row(email_id: int) -> OutboxEmail:
+    """The email as stored, in the session, to book a failure on."""
+    return db.session.get(OutboxEmail, email_id)
+
+
+def _mark_sending(email_id: int, token: str) -> bool:
     """Mark the email as being sent only if this sender still holds its claim (a slow batch may have
-    outlived it, and another sender taken the email over); committed before the message goes out."""
-    mine = db.session.execute(
-        update(OutboxEmail).where(OutboxEmail.id == email.id, OutboxEmail.claimed_by == token,
+    outlived it, and another sender taken the email over); the caller commits before the message goes out."""
+    return db.session.execute(
+        update(OutboxEmail).where(OutboxEmail.id == email_id, OutboxEmail.claimed_by == token,
                                   OutboxEmail.status == EmailStatus.PENDING)
         .values(send_started_at=now_utc())
         .execution_options(synchronize_session=False)).rowcount == 1
-    db.session.commit()
-    return mine
 
 
 def _claim(now: datetime, limit: int, token: str) -> list[int]:
