@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import smtplib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -12,7 +13,7 @@ from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import case, select, update
+from sqlalchemy import case, select, text, update
 
 from ..db import now_utc
 from ..extensions import db
@@ -27,6 +28,10 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=2)
 #: How long a sender holds the emails it claimed; if it dies, others retry them after this.
 CLAIM = timedelta(minutes=5)
+#: Emails marked as being sent in one commit, and how long such marks may wait for their sending: longer
+#: (a slow server), and the rest are marked again, their claim checked again, before they go out.
+MARK_GROUP = 50
+MARK_SECONDS = 10.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -117,16 +122,17 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Send every email whose time has come, each exactly once however many senders run.
 
     The due emails are claimed first (see ``_claim``) and the claim is committed before anything
-    is sent; then each email is marked as being sent, handed to the server, and marked with its
-    outcome. A sender that dies mid-batch leaves its claimed emails to be retried after CLAIM; one
-    that dies while the server held a message leaves the mark that makes the next claimer count a
-    possible duplicate.
+    is sent; then the emails are marked as being sent, handed to the server, and each marked with
+    its outcome. A sender that dies mid-batch leaves its claimed emails to be retried after CLAIM;
+    one that dies while the server held a message leaves the mark that makes the next claimer count
+    a possible duplicate.
 
-    One commit per email, not two: the outcome of an email the server accepted is written in the
-    transaction that marks the next one as being sent (or in the batch's last one). A sender that
-    dies in between leaves the accepted email marked, which counts it as a possible duplicate, as
-    dying between the send and its own commit always did. The batch is read in one query and kept
-    out of the session, so that these commits do not make every email load again.
+    The marks go in groups (MARK_GROUP emails, one commit that waits for the disk), so a dead sender
+    may leave marked emails it never sent, counted as possible duplicates too: the count is a bound,
+    never short. Each outcome is committed on its own as soon as the server has answered, without
+    waiting for the disk: were PostgreSQL to lose it in a crash, the mark still stands, so the email
+    is sent again and counted. The batch is read in one query as plain rows, so that these commits
+    do not make every email load again.
     """
     now = now or now_utc()
     token = secrets.token_hex(8)
@@ -138,70 +144,57 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     sender = current_app.config["MAIL_FROM"]
     # Plain rows, not ORM objects: nothing for the commits below to expire and load again.
     unsent = db.session.execute(select(*_MESSAGE_COLUMNS).where(OutboxEmail.id.in_(claimed))
-                                .order_by(OutboxEmail.id.desc())).all()  # popped from the end: oldest first
-    accepted: tuple[int, datetime] | None = None  # the server took it; its outcome goes into the next commit
-
-    def book_accepted() -> None:
-        nonlocal accepted
-        if accepted is not None:
-            email_id, sent_at = accepted
-            db.session.execute(
-                update(OutboxEmail).where(OutboxEmail.id == email_id)
-                .values(status=EmailStatus.SENT, sent_at=sent_at, attempts=OutboxEmail.attempts + 1,
-                        send_started_at=None)
-                .execution_options(synchronize_session=False))
-            accepted = None
-
+                                .order_by(OutboxEmail.id)).all()
     try:
         with transport() as connection:
             while unsent:
-                email = unsent[-1]
-                try:
-                    message = build_message(email, sender)
-                except Exception as exc:
-                    # An attachment that fails to render, or a header Python refuses (a line break in an
-                    # address or subject): this email only, never the rest of the batch. A renderer may have
-                    # failed inside the database; start clean before booking the failure.
-                    db.session.rollback()
-                    if not isinstance(exc, AttachmentError):
-                        log.exception("email %s could not be built", email.id)
-                    book_accepted()
-                    counts[_failed(_row(email.id), exc, now)] += 1
-                    unsent.pop()
-                    db.session.commit()
-                    continue
-                mine = _mark_sending(email.id, token)
-                book_accepted()
-                db.session.commit()  # the mark is stored before the message goes out
-                if not mine:
-                    # The claim ran out while this batch was slow, and another sender took the email.
-                    log.warning("email %s: its claim passed to another sender; not sending it here", email.id)
-                    unsent.pop()
-                    continue
-                try:
-                    connection.send(message)
-                except (OSError, smtplib.SMTPException) as exc:
-                    if isinstance(exc, smtplib.SMTPSenderRefused):
-                        raise  # our sender address is refused: a setup problem, every email waits
-                    row = _row(email.id)
-                    counts[_failed(row, exc, now, per_message=True)] += 1
-                    unsent.pop()
-                    if smtp_reply(exc) is None:
-                        # The connection went while the message was on its way, so the server may have
-                        # it: the mark stays for the next try to count a possible duplicate; the rest wait.
+                group = []
+                for email in unsent[:MARK_GROUP]:
+                    try:
+                        group.append((email, build_message(email, sender)))
+                    except Exception as exc:
+                        # An attachment that fails to render, or a header Python refuses (a line break in an
+                        # address or subject): this email only, never the rest of the batch. A renderer may
+                        # have failed inside the database; start clean before booking the failure.
+                        db.session.rollback()
+                        if not isinstance(exc, AttachmentError):
+                            log.exception("email %s could not be built", email.id)
+                        counts[_failed(_row(email.id), exc, now)] += 1
+                        unsent.remove(email)
                         db.session.commit()
-                        raise
-                    row.send_started_at = None
-                    db.session.commit()
-                else:
-                    accepted = (email.id, now_utc())
-                    counts["sent"] += 1
-                    unsent.pop()
-            book_accepted()
-            db.session.commit()
+                if not group:
+                    continue
+                mine = _mark_sending([email.id for email, _ in group], token)
+                db.session.commit()  # the marks are stored before any of these messages goes out
+                marked_at = time.monotonic()
+                for email, message in group:
+                    if time.monotonic() - marked_at > MARK_SECONDS:
+                        break  # a slow server: the rest are marked again, and their claim checked, first
+                    unsent.remove(email)
+                    if email.id not in mine:
+                        # The claim ran out while this batch was slow, and another sender took the email.
+                        log.warning("email %s: its claim passed to another sender; not sending it here", email.id)
+                        continue
+                    try:
+                        connection.send(message)
+                    except (OSError, smtplib.SMTPException) as exc:
+                        if isinstance(exc, smtplib.SMTPSenderRefused):
+                            unsent.insert(0, email)  # not sent: it waits with the rest
+                            raise  # our sender address is refused: a setup problem, every email waits
+                        row = _row(email.id)
+                        counts[_failed(row, exc, now, per_message=True)] += 1
+                        if smtp_reply(exc) is None:
+                            # The connection went while the message was on its way, so the server may have
+                            # it: the mark stays for the next try to count a possible duplicate; the rest wait.
+                            db.session.commit()
+                            raise
+                        row.send_started_at = None
+                        db.session.commit()
+                    else:
+                        _book_sent(email.id)
+                        counts["sent"] += 1
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         # The server could not be reached, refused our sender, or went away: every email left waits.
-        book_accepted()
         rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.id.in_([e.id for e in unsent]))
                                   .order_by(OutboxEmail.id)).all() if unsent else []
         for row in rows:
@@ -216,14 +209,27 @@ def _row(email_id: int) -> OutboxEmail:
     return db.session.get(OutboxEmail, email_id)
 
 
-def _mark_sending(email_id: int, token: str) -> bool:
-    """Mark the email as being sent only if this sender still holds its claim (a slow batch may have
-    outlived it, and another sender taken the email over); the caller commits before the message goes out."""
-    return db.session.execute(
-        update(OutboxEmail).where(OutboxEmail.id == email_id, OutboxEmail.claimed_by == token,
+def _mark_sending(email_ids: list[int], token: str) -> set[int]:
+    """Mark the emails as being sent, those this sender still holds the claim of (a slow batch may have
+    outlived it, and another sender taken them over); which ones. The caller commits before sending."""
+    return set(db.session.scalars(
+        update(OutboxEmail).where(OutboxEmail.id.in_(email_ids), OutboxEmail.claimed_by == token,
                                   OutboxEmail.status == EmailStatus.PENDING)
-        .values(send_started_at=now_utc())
-        .execution_options(synchronize_session=False)).rowcount == 1
+        .values(send_started_at=now_utc()).returning(OutboxEmail.id)
+        .execution_options(synchronize_session=False)))
+
+
+def _book_sent(email_id: int) -> None:
+    """The server accepted the email: committed at once, so a sender that dies next sends it no second time.
+    PostgreSQL need not wait for the disk (synchronous_commit off for this transaction only): the mark set
+    before sending was, so if this outcome were lost the email would be sent again and counted."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit = off"))
+    db.session.execute(
+        update(OutboxEmail).where(OutboxEmail.id == email_id)
+        .values(status=EmailStatus.SENT, sent_at=now_utc(), attempts=OutboxEmail.attempts + 1, send_started_at=None)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _claim(now: datetime, limit: int, token: str) -> list[int]:
