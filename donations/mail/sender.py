@@ -268,12 +268,12 @@ def _book_sent(email_id: int) -> None:
     """The server accepted the email: committed at once, so a sender that dies next sends it no second time.
     PostgreSQL need not wait for the disk (synchronous_commit off for this transaction only): the mark set
     before sending was, so if this outcome were lost the email would be sent again and counted."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL synchronous_commit = off"))
-    db.session.execute(
-        update(OutboxEmail).where(OutboxEmail.id == email_id)
-        .values(status=EmailStatus.SENT, sent_at=now_utc(), attempts=OutboxEmail.attempts + 1, send_started_at=None)
-        .execution_options(synchronize_session=False))
+    connection = db.session.connection()  # Core on the session's connection: no ORM work, once per email
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL synchronous_commit = off"))
+    table = OutboxEmail.__table__
+    connection.execute(update(table).where(table.c.id == email_id).values(
+        status=EmailStatus.SENT, sent_at=now_utc(), attempts=table.c.attempts + 1, send_started_at=None))
     db.session.commit()
 
 
