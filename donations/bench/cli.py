@@ -155,3 +155,38 @@ def queries(requests_, runs, terms, smoke, no_explain, output):
     if failures:
         click.echo("wrong answers:\n  " + "\n  ".join(failures[:20]), err=True)
         sys.exit(1)
+
+
+@bench.command("outbox")
+@click.option("--count", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
+              help="Receipts per run, sent by the app and by smtplib alike.")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs of each side, alternating; the figures are their medians.")
+@click.option("--smoke", is_flag=True, help="Check that the harness works: 200 receipts, 1 run, no verdict (CI).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
+              help="The JSON results file; the Markdown page is written beside it (.md).")
+def outbox(count, runs, smoke, output):
+    """Receipts sent by the outbox's sender versus plain smtplib over one connection (issue 9: ratio >= 0.5)."""
+    from . import outbox as measurement
+    from . import results
+
+    postgres = _postgres_version()
+    if smoke:
+        count, runs = 200, 1
+    pending = measurement.foreign_pending()
+    if pending:
+        raise click.ClickException(
+            f"the outbox holds {pending:,} pending emails the benchmark did not queue, and the sender would send "
+            "them to the benchmark's SMTP server: send or delete them first (on a benchmark database)")
+    click.echo(f"bench outbox: {runs} run(s) of {count:,} receipts each, PostgreSQL {postgres}")
+    outcome = measurement.measure(count, runs, echo=click.echo)
+    section = measurement.summarise(outcome, count=count, runs=runs, postgres_version=postgres, smoke=smoke)
+    results.write(section, output, output.with_suffix(".md"))
+    for row in section.rows:
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] is not None else ""
+        rate = f"{row['messages_per_s']:,.0f} messages/s" if row["messages_per_s"] else "–"
+        click.echo(f"{row['target']}: {rate}{ratio} — {row['verdict']}")
+    click.echo(f"wrote {output} and {output.with_suffix('.md')}")
+    if outcome.failure:
+        sys.exit(1)

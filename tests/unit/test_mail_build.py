@@ -1,0 +1,60 @@
+"""build_message: the MIME message the sender hands to the SMTP server, read back as a mail client reads it."""
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime, timezone
+from io import BytesIO
+from email.generator import BytesGenerator
+from types import SimpleNamespace
+
+import pytest
+
+from donations.mail.sender import build_message, plain_text
+
+
+def row(**changes) -> SimpleNamespace:
+    values = dict(id=1, to_address="ada@example.com", subject="Thank you for your gift of €25.00",
+                  message_id="<receipt.1.ab12@example.org>", created_at=datetime(2026, 11, 27, 7, tzinfo=timezone.utc),
+                  body_text="Dear Ada,\nthank you: €25.00 — reçu 2026-000001.\n",
+                  body_html="<p>Dear Ada, thank you: €25.00 — reçu 2026-000001.</p>\n", attachments=[])
+    return SimpleNamespace(**{**values, **changes})
+
+
+def read_back(message) -> email.message.EmailMessage:
+    buffer = BytesIO()
+    BytesGenerator(buffer).flatten(message, linesep="\r\n")  # as smtplib.send_message puts it on the wire
+    return email.message_from_bytes(buffer.getvalue(), policy=email.policy.default)
+
+
+def test_a_receipt_reads_back_with_its_headers_text_and_html_unchanged():
+    message = read_back(build_message(row(), "Donations <donations@example.org>"))
+
+    assert message["From"] == "Donations <donations@example.org>"
+    assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Thank you for your gift of €25.00"  # encoded on the wire, decoded the same
+    assert message["Message-ID"] == "<receipt.1.ab12@example.org>"
+    assert message["Date"].datetime == datetime(2026, 11, 27, 7, tzinfo=timezone.utc)
+    assert message.get_content_type() == "multipart/alternative"
+    assert message.get_body(("plain",)).get_content() == "Dear Ada,\nthank you: €25.00 — reçu 2026-000001.\n"
+    assert "reçu 2026-000001" in message.get_body(("html",)).get_content()
+    assert list(message.iter_attachments()) == []
+
+
+def test_the_log_transport_reads_the_plain_text_back():
+    assert plain_text(build_message(row(), "donations@example.org")) == row().body_text
+
+
+@pytest.mark.parametrize("field,value", [("to_address", "a@b.com\r\nBcc: x@y.z"),
+                                         ("subject", "Thanks\nBcc: x@y.z"), ("message_id", "<a@b>\r\nX: 1")])
+def test_a_line_break_in_a_header_refuses_the_message(field, value):
+    with pytest.raises(ValueError, match="line break"):
+        build_message(row(**{field: value}), "donations@example.org")
+
+
+def test_an_address_that_is_not_ascii_is_built_for_smtputf8():
+    message = build_message(row(to_address="jürgen@example.de"), "donations@example.org")
+
+    assert isinstance(message, email.message.EmailMessage)  # smtplib sends it with SMTPUTF8
+    assert message["To"] == "jürgen@example.de"
+    assert message.get_body(("plain",)).get_content() == row().body_text
