@@ -8,6 +8,8 @@ amount is the sum of its lines.
 """
 from __future__ import annotations
 
+import json
+
 import random
 import time
 import uuid
@@ -126,13 +128,18 @@ class Seeder:
         rng, now = self.rng, datetime.combine(self.start, datetime.min.time(), UTC)
         self.campaigns, self.variants = [], {}
         campaign_rows, variant_rows = [], []
+        # The shape the app reads: {frequency: {currency: [minor units…]}}, for every currency the seed uses.
+        presets_json = json.dumps({
+            "one_off": {code: list(presets[:3]) for code, _, presets in CURRENCIES},
+            "monthly": {code: [p // 2 for p in presets[:3]] for code, _, presets in CURRENCIES},
+            "yearly": {code: [p * 5 for p in presets[:3]] for code, _, presets in CURRENCIES}})
         for i in range(1, 13):
             cid = self._id("campaigns")
             currency = CURRENCIES[(i - 1) % len(CURRENCIES)][0]
             campaign_rows.append((
                 cid, f"bench-{i:02d}", f"Bench campaign {i}", f"Support independent journalism ({i})",
                 "Our reporting is free for everyone, paid for by readers.", "Give now",
-                '{"one_off": [500, 1000, 2000], "monthly": [300, 500, 1000], "yearly": [3000, 5000, 10000]}',
+                presets_json,
                 rng.choice(("one_off", "monthly")), currency, i <= 8, now, now, i, "month",
                 "split" if i % 2 else "thompson"))
             self.campaigns.append(cid)

@@ -113,6 +113,17 @@ def test_the_dashboard_and_supporter_search_answer_on_seeded_data(seeded, client
     assert client.get("/staff/supporters?currency=JPY").status_code == 200
 
 
+def test_the_seeded_campaigns_answer_in_the_embed_and_the_api_with_presets_in_every_currency(seeded, client):
+    app, _ = seeded
+    embed = client.get("/embed/v1/campaigns.json?locale=en")
+    assert embed.status_code == 200, embed.get_data(as_text=True)[:500]
+    for currency in app.config["CURRENCIES"]:  # the ones the publisher takes
+        answer = client.get(f"/api/v1/campaigns/bench-01?currency={currency}")
+        assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+        body = answer.get_json()
+        assert body["currency"] == currency and all(body["presets"].values()), body
+
+
 def test_a_second_seed_without_force_is_refused(seeded):
     app, _ = seeded
 
