@@ -41,3 +41,21 @@ def test_a_smoke_run_is_not_judged():
     section = summarise(outcome(), postgres_version="15", events=100, clients=16, runs=2, smoke=True)
     _, app = rows(section)
     assert app["verdict"] == "not judged (smoke run)" and section.smoke
+
+
+def test_signatures_are_spread_over_the_run_in_sending_order_and_verify(tmp_path):
+    import stripe
+
+    from donations.bench.renewals import SIGNATURE_SPREAD, WEBHOOK_SECRET, Gift, write_events
+    from donations.payments.webhooks import verify_event
+
+    gifts = [Gift(n, f"sub_renew{n}", f"cus_renew{n}", 500, "eur", False) for n in range(10)]
+    path = tmp_path / "events.tsv"
+    write_events(path, gifts, 1, __import__("datetime").datetime(2026, 11, 1))
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    stamps = [int(header.split(",")[0].removeprefix("t=")) for header, _ in lines]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] == SIGNATURE_SPREAD * 9 // 10
+    for header, body in lines:  # each verifies with the webhook's own check, at the moment it was signed for
+        stripe.WebhookSignature.verify_header(body, header, WEBHOOK_SECRET, None)
+    header, body = lines[-1]
+    assert verify_event(body.encode(), header, WEBHOOK_SECRET, now=stamps[-1])["type"] == "invoice.paid"
