@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Enum, MetaData, event, update
+from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -102,8 +102,14 @@ def next_number(session, model, key: str, value: int) -> int:
     """Take the next number of a gap-free counter: ``model``'s row where ``key`` is ``value``, with its
     ``last_number``. The row stays locked until the transaction ends and rolls back with it (a savepoint
     too), so numbers are unique and without gaps however many transactions race for them."""
-    insert_ignore(session, model, {key: value, "last_number": 0}, [key])
+    # One statement, not INSERT … DO NOTHING then UPDATE: under contention (a renewal day's receipts) each
+    # waiter then waits for the row's lock once rather than twice, and makes one round trip less.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    upsert = insert(model).values({key: value, "last_number": 1})
     return session.execute(
-        update(model).where(getattr(model, key) == value)
-        .values(last_number=model.last_number + 1).returning(model.last_number)
+        upsert.on_conflict_do_update(index_elements=[key], set_={"last_number": model.last_number + 1})
+        .returning(model.last_number)
     ).scalar_one()

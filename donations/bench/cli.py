@@ -190,3 +190,45 @@ def outbox(count, runs, smoke, output):
     click.echo(f"wrote {output} and {output.with_suffix('.md')}")
     if outcome.failure:
         sys.exit(1)
+
+
+@bench.command("renewals")
+@click.option("--events", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
+              help="invoice.paid events per run, one per seeded recurring gift.")
+@click.option("--clients", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Concurrent clients (wrk threads, one keep-alive connection each).")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs of the app and of the empty route, in turn; the figures are their medians.")
+@click.option("--smoke", is_flag=True, help="Check that the harness works: 200 events, 1 run, no verdicts (CI).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
+              help="The JSON results file; the Markdown page is written beside it (.md).")
+def renewals(events, clients, runs, smoke, output):
+    """Renewal day: signed invoice.paid events from concurrent clients, booked exactly once (issue 9)."""
+    from ..extensions import db
+    from . import renewals as measurement
+    from . import results
+
+    _require_wrk()
+    postgres = _postgres_version()
+    if smoke:
+        events, runs = 200, 1
+    if events < clients:
+        raise click.BadParameter(f"needs at least one event per client ({clients})", param_hint="--events")
+    click.echo(f"bench renewals: {runs} run(s) of {events:,} invoice.paid events from {clients} clients, "
+               f"PostgreSQL {postgres}")
+    try:
+        section, outcome = measurement.measure(
+            db.engine, current_app.config["SQLALCHEMY_DATABASE_URI"], postgres, events=events, clients=clients,
+            runs=runs, log_dir=Path(current_app.instance_path) / "bench", smoke=smoke, echo=click.echo)
+    finally:
+        measurement.clean(db.engine)  # the gifts, events, donations and receipts of the runs: none is kept
+    results.write(section, output, output.with_suffix(".md"))
+    for row in section.rows:
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] is not None else ""
+        books = f", all in the books after {row['in_books_s']:.2f} s" if row["in_books_s"] is not None else ""
+        click.echo(f"{row['target']}: {row['events_per_s'] or 0:,.0f} events/s{ratio}{books} — {row['verdict']}")
+    click.echo(f"wrote {output} and {output.with_suffix('.md')}")
+    if outcome.failed:
+        click.echo("correctness checks failed: " + "; ".join(outcome.problems), err=True)
+        sys.exit(1)

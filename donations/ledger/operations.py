@@ -130,10 +130,15 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
 
 def mark_succeeded(donation: Donation, at: datetime) -> None:
     """Move a donation to succeeded, number its receipt and queue the receipt email, all in this transaction."""
+    # A gift that reaches us after its day's period was closed goes into the first open day, with a note.
+    # Read before the donation changes, so that this query's autoflush does not write it half-changed.
+    booked_on, booking_note = booking_day(at.astimezone(timezone.utc).date())
     donation.transition(DonationStatus.SUCCEEDED)
     donation.paid_at = at
-    # A gift that reaches us after its day's period was closed goes into the first open day, with a note.
-    donation.booked_on, donation.booking_note = booking_day(at.astimezone(timezone.utc).date())
+    donation.booked_on, donation.booking_note = booked_on, booking_note
+    # The number last: the year's counter row stays locked until the commit, and every gift of the year
+    # waits for it (a renewal day's events commit one after another there), so as little as possible
+    # comes after it. Its query's autoflush writes the changes above before the lock is taken.
     donation.receipt_number = next_receipt_number(at.year)
     db.session.flush()
     note_first_gift(donation.supporter_id, at)
