@@ -323,6 +323,12 @@ def summarise(app: Side, reference: Side, *, donations: int, compared: int | Non
     if loads:
         notes.append(f"Load average (1 min) as the runs started: {min(loads):.2f} to {max(loads):.2f} "
                      f"(median {statistics.median(loads):.2f}) on {os.cpu_count()} CPUs, shared with PostgreSQL.")
+    if not smoke and ratio is not None and ratio > TIME_GOAL:
+        notes.append("The gap: PostgreSQL builds each CSV line in SQL (quoting checks per text cell) and hands "
+                     "it over through a server-side cursor, which PostgreSQL never runs with parallel workers. "
+                     "The plan: let COPY … WITH CSV write the lines (commit 2bfc110 on h9-export measured 1.49 "
+                     "once, files identical), once run_export's progress writes no longer share the COPY's "
+                     "connection (they deadlock in the tests, hence its revert).")
     notes += [f"Failure: {failure}" for failure in failures]
     return Section(
         name="export",
