@@ -232,3 +232,43 @@ def renewals(events, clients, runs, smoke, output):
     if outcome.failed:
         click.echo("correctness checks failed: " + "; ".join(outcome.problems), err=True)
         sys.exit(1)
+
+
+@bench.command("export")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Runs per side (app, COPY), alternating; the figures are their medians.")
+@click.option("--smoke", is_flag=True,
+              help="Check that the harness works on whatever the database holds: 1 run, no verdicts (CI).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where both files are written while compared (EXPORT_DIR of the app's side); "
+                   "default: instance/bench/export. Emptied of CSV files afterwards.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
+              help="The JSON results file; the Markdown page is written beside it (.md).")
+def export(runs, smoke, work_dir, output):
+    """Every donation to CSV by the app's export job versus PostgreSQL's COPY (issue 9: at most 2x, < 200 MB)."""
+    from ..extensions import db
+    from . import export as measurement
+    from . import results
+
+    postgres = _postgres_version()
+    if smoke:
+        runs = 1
+    work_dir = work_dir or Path(current_app.instance_path) / "bench" / "export"
+    click.echo(f"bench export: {runs} run(s) per side, PostgreSQL {postgres}")
+    try:
+        section, failures = measurement.measure(
+            db.engine, current_app.config["SQLALCHEMY_DATABASE_URI"], postgres, runs=runs, work_dir=work_dir,
+            smoke=smoke, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    results.write(section, output, output.with_suffix(".md"))
+    for row in section.rows:
+        ratio = f", ratio {row['ratio']:.2f}" if row["ratio"] is not None else ""
+        click.echo(f"{row['measure']}: app {row['app']}, COPY {row['reference']}{ratio}"
+                   + (f" — {row['verdict']}" if row["verdict"] else ""))
+    click.echo(f"wrote {output} and {output.with_suffix('.md')}")
+    if failures:
+        for failure in failures:
+            click.echo(f"failed: {failure}", err=True)
+        sys.exit(1)
