@@ -68,9 +68,20 @@ def app_ctx(app, connection):
         db.session.remove()
 
 
+def reset_limits() -> None:
+    """Empty the rate limits' memory (each test starts afresh). The memory storage expires keys in a timer
+    thread that reads them without a lock against reset(), so that thread is stopped first; otherwise it can
+    die with a KeyError mid-reset, which fails whichever test is running."""
+    timer = getattr(limiter.storage, "timer", None)
+    if timer is not None:
+        timer.cancel()
+        timer.join()
+    limiter.reset()
+
+
 @pytest.fixture
 def client(app, connection):
-    limiter.reset()  # rate limits are counted in memory across the session; each test starts afresh
+    reset_limits()  # rate limits are counted in memory across the session; each test starts afresh
     return app.test_client()
 
 

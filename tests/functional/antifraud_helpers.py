@@ -11,8 +11,9 @@ import pytest
 
 from donations import create_app
 from donations.config import Config, TestConfig
-from donations.extensions import db, limiter
+from donations.extensions import db
 from donations.security import antifraud
+from tests.conftest import reset_limits
 
 #: The production defaults of the checkout limits and the fill time (what a deployment runs with).
 PRODUCTION = Config(environ={})
@@ -34,7 +35,7 @@ def app_with(session_app, connection, instance_path: str, **environ: str):
     engines = db._app_engines[other]
     own = engines[None]
     engines[None] = connection
-    limiter.reset()
+    reset_limits()
     try:
         yield other
     finally:
@@ -42,7 +43,7 @@ def app_with(session_app, connection, instance_path: str, **environ: str):
             db.session.remove()
         engines[None] = own
         own.dispose()
-        limiter.reset()
+        reset_limits()
 
 
 def hidden(html: str, name: str) -> str:

@@ -76,7 +76,7 @@ def test_a_supporter_who_erased_their_data_and_gives_again_later_gets_their_new_
 
 # -- the per-address limit and IPv6 ----------------------------------------------------------------------
 
-from donations.extensions import limiter  # noqa: E402
+from tests.conftest import reset_limits  # noqa: E402
 from tests.functional.antifraud_helpers import API, api_body  # noqa: E402
 
 
@@ -84,14 +84,14 @@ def test_one_ipv6_network_rotating_its_addresses_meets_the_per_address_limit(app
     """Every IPv6 customer holds a whole /64 (2^64 addresses): keyed on the full address, a card tester
     rotating through theirs would never meet the per-address limit, only the global one every reader shares."""
     monkeypatch.setitem(app.config, "CHECKOUT_LIMIT_PER_IP", "2 per minute")
-    limiter.reset()
+    reset_limits()
     statuses = [client.post(API, json=api_body(email=f"r{n}@example.com"),
                             environ_base={"REMOTE_ADDR": f"2001:db8:77:1::{n:x}"}).status_code for n in range(1, 5)]
     assert statuses == [201, 201, 429, 429]
     # Another network is another reader.
     other = client.post(API, json=api_body(email="x@example.com"), environ_base={"REMOTE_ADDR": "2001:db8:77:2::1"})
     assert other.status_code == 201
-    limiter.reset()
+    reset_limits()
 
 
 # -- GDPR access: the history of a recurring gift ---------------------------------------------------------

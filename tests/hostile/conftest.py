@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from donations.accounts.tokens import make_token
 from donations.campaigns.models import Campaign, CampaignVariant
-from donations.extensions import db, limiter
+from donations.extensions import db
 from donations.ledger.models import Donation, Payout, RecurringDonation, Supporter
 from donations.mail.models import OutboxEmail
 from donations.reports.models import AnnualStatement, ExportJob
@@ -25,6 +25,7 @@ from tests.functional.helpers import hidden_value
 from tests.hostile import fuzzing  # noqa: F401  (registers the profile)
 from tests.hostile.forms import Form, crawl
 from tests.staff_helpers import in_app, make_user, sandbox_gift, signed_in
+from tests.conftest import reset_limits
 
 settings.load_profile("hostile")
 
@@ -92,14 +93,14 @@ def world(app):
     conn = engine.connect()
     outer = conn.begin()
     engines[None] = conn
-    limiter.reset()
+    reset_limits()
     try:
         yield _build(app)
     finally:
         engines[None] = engine
         outer.rollback()
         conn.close()
-        limiter.reset()
+        reset_limits()
 
 
 def _build(app) -> World:
