@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, event, inspect
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -167,9 +167,15 @@ class DashboardSnapshotArticle(db.Model):
     the live part keeps the dashboard's top articles exact."""
 
     __tablename__ = "dashboard_snapshot_articles"
+    __table_args__ = (
+        Index("ix_dashboard_snapshot_articles_place", "snapshot_id", "place"),
+        Index("ix_dashboard_snapshot_articles_article", "snapshot_id", "article_url"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("dashboard_snapshots.id", ondelete="CASCADE"), index=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("dashboard_snapshots.id", ondelete="CASCADE"))
     currency: Mapped[str] = mapped_column(String(3))
     article_url: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for the article that raised most in its currency, then 2…: the page reads only the first few.
+    place: Mapped[int]

@@ -1,6 +1,7 @@
 """What staff see and do: dashboard figures, supporter search, refunds, campaign edits, users."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -507,23 +508,55 @@ def month_ends(today: date, months: int = 12) -> list[tuple[str, datetime]]:
 
 
 def recurring_history(today: date) -> dict:
-    """Active recurring supporters and monthly recurring revenue at the end of each of the last 12 months."""
-    supporters, revenue = [], {}
-    for label, end in month_ends(today):
-        alive = and_(RecurringDonation.created_at < end,
-                     or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= end),
-                     RecurringDonation.status != RecurringStatus.INCOMPLETE)
-        supporters.append((label, db.session.scalar(
-            select(func.count(RecurringDonation.supporter_id.distinct())).where(alive)) or 0))
-        monthly = case((RecurringDonation.frequency == Frequency.MONTHLY, RecurringDonation.amount), else_=0)
-        yearly = case((RecurringDonation.frequency == Frequency.YEARLY, RecurringDonation.amount), else_=0)
-        for currency, m, y in db.session.execute(select(RecurringDonation.currency, func.sum(monthly),
-                                                        func.sum(yearly)).where(alive)
-                                                 .group_by(RecurringDonation.currency)):
-            revenue.setdefault(currency, {})[label] = int(m or 0) + int(y or 0) // 12
-    labels = [label for label, _ in month_ends(today)]
-    return {"supporters": supporters,
-            "mrr": {c: [(label, v.get(label, 0)) for label in labels] for c, v in sorted(revenue.items())}}
+    """Active recurring supporters and monthly recurring revenue at the end of each of the last 12 months.
+
+    A gift is alive at a month's end when it was made before it and not cancelled by then: the months it was
+    made and cancelled in say at which ends, so the database only groups the gifts by those two months (one
+    pass; a query per month end, or a join to them, reads every gift 12 times), and the few supporters with
+    more than one gift are counted once from their own rows."""
+    months = month_ends(today)
+    labels = [label for label, _ in months]
+    last_end = months[-1][1]
+    made = _bucket(RecurringDonation.created_at, "month")
+    # Cancelled after the last end (or not at all): alive at every end. 'alive' sorts after every YYYY-MM.
+    stopped = case((or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= last_end),
+                    literal("alive")), else_=_bucket(RecurringDonation.canceled_at, "month"))
+    in_range = and_(RecurringDonation.status != RecurringStatus.INCOMPLETE, RecurringDonation.created_at < last_end,
+                    or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= months[0][1]))
+
+    def alive(made_in: str, stopped_in: str) -> list[bool]:
+        return [made_in <= label < stopped_in for label in labels]
+
+    gifts = [0] * len(labels)
+    revenue: dict[str, list[int]] = {}
+    for currency, frequency, made_in, stopped_in, total, count in db.session.execute(
+            select(RecurringDonation.currency, RecurringDonation.frequency, made, stopped,
+                   func.sum(RecurringDonation.amount), func.count())
+            .where(in_range).group_by(RecurringDonation.currency, RecurringDonation.frequency, made, stopped)):
+        monthly = int(total) if frequency == Frequency.MONTHLY else 0
+        yearly = int(total) if frequency == Frequency.YEARLY else 0
+        per_month = revenue.setdefault(currency, [None] * len(labels))
+        for n, is_alive in enumerate(alive(made_in, stopped_in)):
+            if is_alive:
+                gifts[n] += count
+                before = per_month[n] or (0, 0)
+                per_month[n] = (before[0] + monthly, before[1] + yearly)
+    several = select(RecurringDonation.supporter_id).where(in_range).group_by(RecurringDonation.supporter_id) \
+        .having(func.count() > 1)
+    theirs: dict[int, list[int]] = {}
+    for supporter_id, made_in, stopped_in in db.session.execute(
+            select(RecurringDonation.supporter_id, made, stopped)
+            .where(in_range, RecurringDonation.supporter_id.in_(several))):
+        alive_gifts = theirs.setdefault(supporter_id, [0] * len(labels))
+        for n, is_alive in enumerate(alive(made_in, stopped_in)):
+            alive_gifts[n] += is_alive
+    for alive_gifts in theirs.values():  # one supporter, however many of their gifts are alive
+        for n, count in enumerate(alive_gifts):
+            gifts[n] -= max(count - 1, 0)
+    return {"supporters": list(zip(labels, gifts)),
+            "mrr": {currency: [(label, point[0] + point[1] // 12 if point else 0)
+                               for label, point in zip(labels, per_month)]
+                    for currency, per_month in sorted(revenue.items()) if any(p is not None for p in per_month)}}
 
 
 def supporters_gained_and_lost(today: date) -> list[tuple[str, int, int]]:
@@ -553,13 +586,22 @@ def top(start: datetime, end: datetime, by: str, limit: int = 5,
         stmt = stmt.join(Campaign, Donation.campaign_id == Campaign.id)
     else:
         stmt = stmt.where(Donation.article_url.is_not(None))
-    rows = db.session.execute(stmt.group_by(Donation.currency, key)
-                              .order_by(func.sum(Donation.amount).desc(), key)).all()
-    result: dict[str, list[tuple[str, int]]] = {}
-    for currency, name, total in rows:
-        if len(result.setdefault(currency, [])) < limit:
-            result[currency].append((name, int(total)))
-    return result
+    totals: dict[str, dict[str, int]] = {}
+    for currency, name, total in db.session.execute(stmt.group_by(Donation.currency, key)):
+        totals.setdefault(currency, {})[name] = int(total)
+    return _ranked(totals, limit)
+
+
+def _ranked(totals: dict[str, dict[str, int]], limit: int) -> dict[str, list[tuple[str, int]]]:
+    """The first ``limit`` names per currency, most money first, ties by name (code points, as _by_name)."""
+    return {currency: sorted(by_name.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            for currency, by_name in sorted(totals.items())}
+
+
+def _by_name(column):
+    """``column`` ordered by code point on every database, as Python orders strings (PostgreSQL's default
+    collation follows the locale; SQLite's is binary already)."""
+    return column.collate("C") if db.session.get_bind().dialect.name == "postgresql" else column
 
 
 def _top_campaigns(start: datetime, end: datetime, limit: int, snapshot: DashboardSnapshot):
@@ -580,30 +622,33 @@ def _top_campaigns(start: datetime, end: datetime, limit: int, snapshot: Dashboa
     for (currency, campaign_id), total in by_id.items():
         per_currency = by_name.setdefault(currency, {})
         per_currency[names[campaign_id]] = per_currency.get(names[campaign_id], 0) + total
-    return {currency: sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:limit]
-            for currency, totals in sorted(by_name.items())}
+    return _ranked(by_name, limit)
 
 
 def _top_articles(start: datetime, end: datetime, limit: int, snapshot: DashboardSnapshot):
-    # Tens of thousands of articles: PostgreSQL adds and ranks them, and only the top rows come back.
-    parts = union_all(
-        select(DashboardSnapshotArticle.currency, DashboardSnapshotArticle.article_url.label("key"),
-               DashboardSnapshotArticle.amount).where(DashboardSnapshotArticle.snapshot_id == snapshot.id),
-        select(Donation.currency, Donation.article_url.label("key"), Donation.amount)
-        .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end,
-               Donation.article_url.is_not(None), _unseen(snapshot)),
-    ).subquery()
-    total = func.sum(parts.c.amount)
-    ranked = (select(parts.c.currency, parts.c.key, total.label("total"),
-                     func.row_number().over(partition_by=parts.c.currency, order_by=(total.desc(), parts.c.key))
-                     .label("place"))
-              .group_by(parts.c.currency, parts.c.key).subquery())
-    result: dict[str, list[tuple[str, int]]] = {}
-    for currency, key, amount in db.session.execute(
-            select(ranked.c.currency, ranked.c.key, ranked.c.total).where(ranked.c.place <= limit)
-            .order_by(ranked.c.currency, ranked.c.place)):
-        result.setdefault(currency, []).append((key, int(amount)))
-    return result
+    live: dict[tuple[str, str], int] = {
+        (currency, url): int(total) for currency, url, total in db.session.execute(
+            select(Donation.currency, Donation.article_url, func.sum(Donation.amount))
+            .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end,
+                   Donation.article_url.is_not(None), _unseen(snapshot))
+            .group_by(Donation.currency, Donation.article_url))}
+    # An article without live gifts keeps its snapshot total and its place among the others, so the first
+    # ``limit`` of them are within the snapshot's first ``limit`` + (live articles of the currency) places:
+    # those, and the snapshot totals of the live articles, are all the page reads of tens of thousands.
+    reach = limit + max(Counter(currency for currency, _ in live).values(), default=0)
+    article = DashboardSnapshotArticle
+    found = select(article.currency, article.article_url, article.amount).where(article.snapshot_id == snapshot.id)
+    rows = db.session.execute(found.where(article.place <= reach)).all()
+    urls = sorted({url for _, url in live})
+    for chunk in range(0, len(urls), 1000):
+        rows += db.session.execute(found.where(article.article_url.in_(urls[chunk:chunk + 1000]))).all()
+    totals: dict[str, dict[str, int]] = {}
+    for currency, url, amount in rows:
+        totals.setdefault(currency, {})[url] = int(amount)
+    for (currency, url), total in live.items():
+        per_currency = totals.setdefault(currency, {})
+        per_currency[url] = per_currency.get(url, 0) + total
+    return _ranked(totals, limit)
 
 
 # -- the dashboard's snapshot ----------------------------------------------------------------------
@@ -683,9 +728,12 @@ def compute_snapshot(day: date, watermark: int, pending_ids: list[int]) -> Dashb
                                  window_start=window_start, days=days, campaigns=campaigns)
     db.session.add(snapshot)
     db.session.flush()
+    total = func.sum(Donation.amount)
+    place = func.row_number().over(partition_by=Donation.currency,
+                                   order_by=(total.desc(), _by_name(Donation.article_url)))
     db.session.execute(insert(DashboardSnapshotArticle).from_select(
-        ["snapshot_id", "currency", "article_url", "amount"],
-        select(literal(snapshot.id), Donation.currency, Donation.article_url, func.sum(Donation.amount))
+        ["snapshot_id", "currency", "article_url", "amount", "place"],
+        select(literal(snapshot.id), Donation.currency, Donation.article_url, total, place)
         .where(*in_window, Donation.article_url.is_not(None)).group_by(Donation.currency, Donation.article_url)))
     return snapshot
 

@@ -1,4 +1,4 @@
-"""Dashboard snapshots: money raised before a day, added to the live part
+"""Dashboard snapshots: money raised before a day, added to the live part; recurring gifts indexed by cancellation
 
 Revision ID: a2192dfbe33a
 Revises: f20028d79340
@@ -36,17 +36,31 @@ def upgrade():
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('article_url', sa.Text(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('place', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['snapshot_id'], ['dashboard_snapshots.id'], name=op.f('fk_dashboard_snapshot_articles_snapshot_id_dashboard_snapshots'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dashboard_snapshot_articles'))
     )
-    with op.batch_alter_table('dashboard_snapshot_articles', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_dashboard_snapshot_articles_snapshot_id'), ['snapshot_id'], unique=False)
-
+    op.create_index('ix_dashboard_snapshot_articles_place', 'dashboard_snapshot_articles', ['snapshot_id', 'place'])
+    op.create_index('ix_dashboard_snapshot_articles_article', 'dashboard_snapshot_articles',
+                    ['snapshot_id', 'article_url'])
+    # The dashboard counts cancelled recurring gifts per period and month. Built without blocking writes to a
+    # live table on PostgreSQL (docs/deploy.md).
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.create_index('ix_recurring_donations_canceled_at', 'recurring_donations', ['canceled_at'],
+                            postgresql_concurrently=True, if_not_exists=True)
+    else:
+        op.create_index('ix_recurring_donations_canceled_at', 'recurring_donations', ['canceled_at'])
 
 
 def downgrade():
-    with op.batch_alter_table('dashboard_snapshot_articles', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_dashboard_snapshot_articles_snapshot_id'))
-
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.drop_index('ix_recurring_donations_canceled_at', table_name='recurring_donations',
+                          postgresql_concurrently=True, if_exists=True)
+    else:
+        op.drop_index('ix_recurring_donations_canceled_at', table_name='recurring_donations')
+    op.drop_index('ix_dashboard_snapshot_articles_article', table_name='dashboard_snapshot_articles')
+    op.drop_index('ix_dashboard_snapshot_articles_place', table_name='dashboard_snapshot_articles')
     op.drop_table('dashboard_snapshot_articles')
     op.drop_table('dashboard_snapshots')

@@ -169,3 +169,32 @@ def test_without_any_snapshot_the_page_reads_the_donations(books):
     take(TODAY + timedelta(days=1))  # a day ahead of this server's date: never used
 
     assert ops.latest_snapshot(TODAY) is None
+
+
+def test_the_top_articles_stay_exact_among_many_when_live_gifts_reorder_them(campaigns):
+    """Forty articles, so that the page reads only the snapshot's first places: live gifts lift an article from
+    the bottom to the top, push one from sixth to fifth, and bring a new one; two articles tie at fifth place
+    with names whose order depends on the collation ("/Zeta" before "/alpha" by code point)."""
+    person = Supporter(email="many@example.com")
+    db.session.add(person)
+    for n in range(40):
+        gift(person, 1000 + 37 * n, "EUR", 10 + n % 30, article=f"/story/{n:02d}")
+    for url in ("/Zeta", "/alpha"):  # tie between themselves, just below /story/39 … /story/36
+        gift(person, 1000 + 37 * 35 + 1, "EUR", 12, article=url)
+    gift(person, 500, "USD", 15, article="/story/00")
+    snapshot = take()
+    before = everything(snapshot)["articles"]["EUR"]
+    assert [url for url, _ in before] == ["/story/39", "/story/38", "/story/37", "/story/36", "/Zeta"]
+
+    gift(person, 90000, "EUR", 0, article="/story/00")  # from the bottom to the top
+    gift(person, 40, "EUR", 0, article="/story/35")  # from below the tie to above it
+    gift(person, 1000 + 37 * 37 + 5, "EUR", 0, article="/story/new")  # new, between 38 and 37
+    late = gift(person, 30, "EUR", 25, article="/alpha")  # booked late: /alpha passes /Zeta
+    db.session.flush()
+
+    live = everything(None)
+    assert everything(snapshot) == live
+    assert [url for url, _ in live["articles"]["EUR"]] == [
+        "/story/00", "/story/39", "/story/38", "/story/new", "/story/37"]
+    assert live["articles"]["USD"] == [("/story/00", 500)]
+    assert late.id > snapshot.watermark
