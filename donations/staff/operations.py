@@ -513,7 +513,7 @@ def recurring_history(today: date) -> dict:
     A gift is alive at a month's end when it was made before it and not cancelled by then: the months it was
     made and cancelled in say at which ends, so the database only groups the gifts by those two months (one
     pass; a query per month end, or a join to them, reads every gift 12 times), and the few supporters with
-    more than one gift are counted once from their own rows."""
+    more than one gift are counted once from their own gifts."""
     months = month_ends(today)
     labels = [label for label, _ in months]
     last_end = months[-1][1]
@@ -528,7 +528,7 @@ def recurring_history(today: date) -> dict:
         return [made_in <= label < stopped_in for label in labels]
 
     gifts = [0] * len(labels)
-    revenue: dict[str, list[int]] = {}
+    revenue: dict[str, list[tuple[int, int] | None]] = {}  #: per month: (monthly, yearly) amounts alive
     for currency, frequency, made_in, stopped_in, total, count in db.session.execute(
             select(RecurringDonation.currency, RecurringDonation.frequency, made, stopped,
                    func.sum(RecurringDonation.amount), func.count())
@@ -541,18 +541,18 @@ def recurring_history(today: date) -> dict:
                 gifts[n] += count
                 before = per_month[n] or (0, 0)
                 per_month[n] = (before[0] + monthly, before[1] + yearly)
+    # The gifts above count a supporter once per alive gift: the few with several count once.
     several = select(RecurringDonation.supporter_id).where(in_range).group_by(RecurringDonation.supporter_id) \
         .having(func.count() > 1)
-    theirs: dict[int, list[int]] = {}
-    for supporter_id, made_in, stopped_in in db.session.execute(
-            select(RecurringDonation.supporter_id, made, stopped)
-            .where(in_range, RecurringDonation.supporter_id.in_(several))):
-        alive_gifts = theirs.setdefault(supporter_id, [0] * len(labels))
-        for n, is_alive in enumerate(alive(made_in, stopped_in)):
-            alive_gifts[n] += is_alive
-    for alive_gifts in theirs.values():  # one supporter, however many of their gifts are alive
-        for n, count in enumerate(alive_gifts):
-            gifts[n] -= max(count - 1, 0)
+    columns = []
+    for _, end in months:
+        alive_then = and_(RecurringDonation.created_at < end,
+                          or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= end))
+        columns += [func.count(case((alive_then, 1))),
+                    func.count(case((alive_then, RecurringDonation.supporter_id)).distinct())]
+    theirs = db.session.execute(select(*columns).where(in_range, RecurringDonation.supporter_id.in_(several))).one()
+    for n in range(len(labels)):
+        gifts[n] -= (theirs[2 * n] or 0) - (theirs[2 * n + 1] or 0)
     return {"supporters": list(zip(labels, gifts)),
             "mrr": {currency: [(label, point[0] + point[1] // 12 if point else 0)
                                for label, point in zip(labels, per_month)]
