@@ -21,5 +21,5 @@ from .ledger.models import (  # noqa: F401
 from .mail.models import OutboxEmail  # noqa: F401
 from .payments.models import EventSyncCursor, SandboxObject  # noqa: F401
 from .reports.models import AnnualStatement, ExportJob, ReportSchedule, StatementSequence  # noqa: F401
-from .staff.models import AuditEntry, StaffSession, StaffUser  # noqa: F401
+from .staff.models import AuditEntry, DashboardSnapshot, DashboardSnapshotArticle, StaffSession, StaffUser  # noqa: F401
 from .security.models import SecurityState  # noqa: F401

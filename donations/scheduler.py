@@ -23,6 +23,7 @@ from .reports.jobs import run_exports
 from .security.jobs import check_attack_mode
 from .reports.jobs import send_annual_statements, send_scheduled_reports
 from .security.privacy import clear_old_ip_hashes
+from .staff.jobs import snapshot_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def registered_jobs(config) -> list[Job]:
             "interval", {"hours": 1}, "hourly"),
         Job("privacy.ip_retention", "Forget hashed client addresses older than IP_RETENTION_DAYS",
             clear_old_ip_hashes, "interval", {"hours": 1}, "hourly"),
+        # Hourly, so that the day's snapshot is taken soon after midnight UTC, or soon after a failed run.
+        Job("staff.dashboard_snapshot", "Take the dashboard's snapshot of the days before today (UTC)",
+            snapshot_dashboard, "cron", {"minute": 5}, "hourly at :05; once a day"),
     ]
     tick = config.get("SCHEDULER_TICK_SECONDS")
     if tick:

@@ -91,7 +91,7 @@ def committing_app(app):
     yield app
     with app.app_context():
         db.session.remove()
-        tables = ["consent_records", "erasures", "security_state", "ask_counts", "ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
+        tables = ["dashboard_snapshot_articles", "dashboard_snapshots", "consent_records", "erasures", "security_state", "ask_counts", "ledger_lines", "payouts", "closed_periods", "refunds", "disputes", "annual_statements",
                   "statement_sequences", "outbox_emails", "donations", "recurring_donations", "stripe_events",
                   "checkout_attempts", "articles", "supporters", "receipt_sequences", "sandbox_objects", "job_runs",
                   "scheduler_lock", "event_sync_cursors"]

@@ -30,7 +30,9 @@ CURRENCIES = (
     ("JPY", 0.05, (500, 1000, 3000, 5000, 10000)),  # yen: no minor unit
 )
 #: Tables --force empties (the campaigns stay: the seed adds its own, bench-01…, after them).
-TABLES = ("ledger_lines", "payouts", "disputes", "refunds", "donations", "recurring_donations",
+#: The dashboard's snapshots hold totals of donations that --force deletes: they go with them.
+TABLES = ("dashboard_snapshot_articles", "dashboard_snapshots",
+          "ledger_lines", "payouts", "disputes", "refunds", "donations", "recurring_donations",
           "checkout_attempts", "ask_counts", "articles",
           "consent_records", "supporters", "receipt_sequences")
 SEQUENCES = ("supporters", "recurring_donations", "donations", "refunds", "disputes", "payouts",

@@ -144,7 +144,7 @@ class RecurringDonation(db.Model):
     status_at: Mapped[datetime | None]
     #: Stripe's time of the newest subscription object applied (amount, interval, cancellation, pause).
     terms_at: Mapped[datetime | None]
-    canceled_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     supporter: Mapped[Supporter] = relationship(back_populates="recurring_donations")

@@ -13,6 +13,7 @@ def bars(title: str, points: list[tuple[str, int]], fmt: Callable[[int], str] = 
          second: list[tuple[str, int]] | None = None, legend: tuple[str, str] | None = None) -> Markup:
     """A bar chart (two series side by side when ``second`` is given), with a text alternative."""
     series = [points] + ([second] if second is not None else [])
+    fmt = _once(fmt)  # each value is written twice (the text alternative and the bar's title)
     top = max([value for s in series for _, value in s] + [1])
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     slot = plot_w / max(len(points), 1)
@@ -43,3 +44,14 @@ def bars(title: str, points: list[tuple[str, int]], fmt: Callable[[int], str] = 
                          f'<text x="{LEFT + 22 + n * 110}" y="11" font-size="11">{escape(name)}</text>')
     parts.append("</svg>")
     return Markup(f'<figure class="chart"><figcaption>{escape(title)}</figcaption>{"".join(parts)}</figure>')
+
+
+def _once(fmt: Callable[[int], str]) -> Callable[[int], str]:
+    """``fmt``, formatting each value once (formatting money through Babel is the slow part of a chart)."""
+    done: dict[int, str] = {}
+
+    def formatted(value: int) -> str:
+        if value not in done:
+            done[value] = fmt(value)
+        return done[value]
+    return formatted

@@ -1,14 +1,14 @@
-"""Staff users, their server-side sessions, and the append-only audit log."""
+"""Staff users, their server-side sessions, the append-only audit log, and the dashboard's snapshots."""
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, event, inspect
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -132,3 +132,50 @@ def _refuse_changes(mapper, connection, target):
 @event.listens_for(AuditEntry, "before_delete")
 def _refuse_deletes(mapper, connection, target):
     raise AuditLogIsAppendOnly("audit entries are never changed or deleted")
+
+
+class DashboardSnapshot(db.Model):
+    """The dashboard's money raised over the donations paid before ``day`` (UTC) with ids up to ``watermark``.
+
+    Exact, never stale: a paid donation stays paid, and its amount, currency, paid_at, campaign and article never
+    change, so the page adds to these totals the donations the snapshot did not see (paid on or after ``day``,
+    id above ``watermark``, or pending when it was taken) from the donations themselves. Computed by the
+    ``staff.dashboard_snapshot`` job (donations.staff.operations.take_dashboard_snapshot)."""
+
+    __tablename__ = "dashboard_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The UTC day the snapshot ends before.
+    day: Mapped[date] = mapped_column(unique=True)
+    #: Every donation with an id up to this one was committed when the snapshot was taken.
+    watermark: Mapped[int] = mapped_column(BigInteger)
+    #: Ids (up to the watermark) of donations pending when the snapshot was taken: left to the live part.
+    pending_ids: Mapped[list[int]] = mapped_column(JSON)
+    #: The first day ``days`` covers: 1 January or the first day of the 12-month chart, the earlier.
+    since: Mapped[date]
+    #: The first day of the 12-month chart on ``day``: ``campaigns`` and the articles cover [window_start, day).
+    window_start: Mapped[date]
+    #: {currency: {"YYYY-MM-DD": [minor units, gifts]}} for the days in [since, day) with gifts.
+    days: Mapped[dict] = mapped_column(JSON)
+    #: {currency: {campaign id: minor units}} over [window_start, day).
+    campaigns: Mapped[dict] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class DashboardSnapshotArticle(db.Model):
+    """Money raised per article and currency over a snapshot's [window_start, day): every article, so that adding
+    the live part keeps the dashboard's top articles exact."""
+
+    __tablename__ = "dashboard_snapshot_articles"
+    __table_args__ = (
+        Index("ix_dashboard_snapshot_articles_place", "snapshot_id", "place"),
+        Index("ix_dashboard_snapshot_articles_article", "snapshot_id", "article_url"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("dashboard_snapshots.id", ondelete="CASCADE"))
+    currency: Mapped[str] = mapped_column(String(3))
+    article_url: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: 1 for the article that raised most in its currency, then 2…: the page reads only the first few.
+    place: Mapped[int]

@@ -1,11 +1,12 @@
 """What staff see and do: dashboard figures, supporter search, refunds, campaign edits, users."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, exists, func, or_, select, union
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, union, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..campaigns.models import (
@@ -36,7 +37,7 @@ from ..money import Money, MoneyError, check_amount
 from ..payments.gateway import get_gateway
 from ..reports.statements import statements_of
 from .auth import audit
-from .models import AuditEntry, Role, StaffUser
+from .models import AuditEntry, DashboardSnapshot, DashboardSnapshotArticle, Role, StaffUser
 
 #: Donations whose money arrived (whatever happened to it later).
 PAID = (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED)
@@ -404,21 +405,27 @@ def _money_by_currency(rows) -> dict[str, int]:
     return {currency: int(total or 0) for currency, total in rows}
 
 
-def figures(period: Period) -> dict:
-    """Every figure of one period, money per currency, each an aggregate query."""
+def figures(period: Period, snapshot: DashboardSnapshot | None = None) -> dict:
+    """Every figure of one period, money per currency, each an aggregate query. With a ``snapshot`` that covers
+    the period's start, the money raised is the snapshot's days plus the donations it did not see."""
     in_period = and_(Donation.paid_at >= period.start, Donation.paid_at < period.end)
-    raised = db.session.execute(
-        select(Donation.currency, func.sum(Donation.amount), func.count())
-        .where(Donation.status.in_(PAID), in_period).group_by(Donation.currency)
-    ).all()
+    stmt = (select(Donation.currency, func.sum(Donation.amount), func.count())
+            .where(Donation.status.in_(PAID), in_period).group_by(Donation.currency))
+    raised: dict[str, list[int]] = {}
+    if _covers(snapshot, period.start, period.end):
+        stmt = stmt.where(_unseen(snapshot))
+        for currency, total, gifts in _snapshot_days(snapshot, period.start.date()):
+            _add(raised, currency, total, gifts)
+    for currency, total, gifts in db.session.execute(stmt):
+        _add(raised, currency, int(total), gifts)
     refunds = db.session.execute(
         select(Refund.currency, func.sum(Refund.amount))
         .where(Refund.refunded_at >= period.start, Refund.refunded_at < period.end)
         .group_by(Refund.currency)
     ).all()
     return {
-        "raised": {c: int(total) for c, total, _ in raised},
-        "gifts": sum(n for _, _, n in raised),
+        "raised": {c: total for c, (total, _) in sorted(raised.items())},
+        "gifts": sum(n for _, n in raised.values()),
         "refunds": _money_by_currency(refunds),
         "disputes": db.session.scalar(select(func.count()).select_from(Dispute).where(
             Dispute.opened_at >= period.start, Dispute.opened_at < period.end)),
@@ -427,6 +434,12 @@ def figures(period: Period) -> dict:
         "churned": db.session.scalar(select(func.count()).select_from(RecurringDonation).where(
             RecurringDonation.canceled_at >= period.start, RecurringDonation.canceled_at < period.end)),
     }
+
+
+def _add(totals: dict[str, list[int]], currency: str, amount: int, gifts: int) -> None:
+    entry = totals.setdefault(currency, [0, 0])
+    entry[0] += amount
+    entry[1] += gifts
 
 
 def recurring_now() -> dict:
@@ -452,19 +465,26 @@ def _bucket(column, unit: str):
     return func.strftime("%Y-%m-%d" if unit == "day" else "%Y-%m", column)
 
 
-def raised_series(start: datetime, end: datetime) -> tuple[str, dict[str, list[tuple[str, int]]]]:
-    """Money raised per day (ranges up to 62 days) or per month, one series per currency."""
+def raised_series(start: datetime, end: datetime, snapshot: DashboardSnapshot | None = None,
+                  ) -> tuple[str, dict[str, list[tuple[str, int]]]]:
+    """Money raised per day (ranges up to 62 days) or per month, one series per currency (a ``snapshot`` that
+    covers the range's start gives its days; the donations it did not see are added)."""
     unit = "day" if end - start <= timedelta(days=62) else "month"
     bucket = _bucket(Donation.paid_at, unit).label("bucket")
-    rows = db.session.execute(
-        select(Donation.currency, bucket, func.sum(Donation.amount))
-        .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end)
-        .group_by(Donation.currency, bucket).order_by(bucket)
-    ).all()
-    labels = _labels(start, end, unit)
+    stmt = (select(Donation.currency, bucket, func.sum(Donation.amount))
+            .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end)
+            .group_by(Donation.currency, bucket))
     series: dict[str, dict[str, int]] = {}
-    for currency, label, total in rows:
-        series.setdefault(currency, {})[label] = int(total)
+    if _covers(snapshot, start, end):
+        stmt = stmt.where(_unseen(snapshot))
+        for currency, day, total, _ in _snapshot_days(snapshot, start.date(), with_day=True):
+            label = day if unit == "day" else day[:7]
+            values = series.setdefault(currency, {})
+            values[label] = values.get(label, 0) + total
+    for currency, label, total in db.session.execute(stmt):
+        values = series.setdefault(currency, {})
+        values[label] = values.get(label, 0) + int(total)
+    labels = _labels(start, end, unit)
     return unit, {c: [(label, values.get(label, 0)) for label in labels] for c, values in sorted(series.items())}
 
 
@@ -488,23 +508,55 @@ def month_ends(today: date, months: int = 12) -> list[tuple[str, datetime]]:
 
 
 def recurring_history(today: date) -> dict:
-    """Active recurring supporters and monthly recurring revenue at the end of each of the last 12 months."""
-    supporters, revenue = [], {}
-    for label, end in month_ends(today):
-        alive = and_(RecurringDonation.created_at < end,
-                     or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= end),
-                     RecurringDonation.status != RecurringStatus.INCOMPLETE)
-        supporters.append((label, db.session.scalar(
-            select(func.count(RecurringDonation.supporter_id.distinct())).where(alive)) or 0))
-        monthly = case((RecurringDonation.frequency == Frequency.MONTHLY, RecurringDonation.amount), else_=0)
-        yearly = case((RecurringDonation.frequency == Frequency.YEARLY, RecurringDonation.amount), else_=0)
-        for currency, m, y in db.session.execute(select(RecurringDonation.currency, func.sum(monthly),
-                                                        func.sum(yearly)).where(alive)
-                                                 .group_by(RecurringDonation.currency)):
-            revenue.setdefault(currency, {})[label] = int(m or 0) + int(y or 0) // 12
-    labels = [label for label, _ in month_ends(today)]
-    return {"supporters": supporters,
-            "mrr": {c: [(label, v.get(label, 0)) for label in labels] for c, v in sorted(revenue.items())}}
+    """Active recurring supporters and monthly recurring revenue at the end of each of the last 12 months.
+
+    A gift is alive at a month's end when it was made before it and not cancelled by then: the months it was
+    made and cancelled in say at which ends, so the database only groups the gifts by those two months (one
+    pass; a query per month end, or a join to them, reads every gift 12 times), and the few supporters with
+    more than one gift are counted once from their own gifts."""
+    months = month_ends(today)
+    labels = [label for label, _ in months]
+    last_end = months[-1][1]
+    made = _bucket(RecurringDonation.created_at, "month")
+    # Cancelled after the last end (or not at all): alive at every end. 'alive' sorts after every YYYY-MM.
+    stopped = case((or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= last_end),
+                    literal("alive")), else_=_bucket(RecurringDonation.canceled_at, "month"))
+    in_range = and_(RecurringDonation.status != RecurringStatus.INCOMPLETE, RecurringDonation.created_at < last_end,
+                    or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= months[0][1]))
+
+    def alive(made_in: str, stopped_in: str) -> list[bool]:
+        return [made_in <= label < stopped_in for label in labels]
+
+    gifts = [0] * len(labels)
+    revenue: dict[str, list[tuple[int, int] | None]] = {}  #: per month: (monthly, yearly) amounts alive
+    for currency, frequency, made_in, stopped_in, total, count in db.session.execute(
+            select(RecurringDonation.currency, RecurringDonation.frequency, made, stopped,
+                   func.sum(RecurringDonation.amount), func.count())
+            .where(in_range).group_by(RecurringDonation.currency, RecurringDonation.frequency, made, stopped)):
+        monthly = int(total) if frequency == Frequency.MONTHLY else 0
+        yearly = int(total) if frequency == Frequency.YEARLY else 0
+        per_month = revenue.setdefault(currency, [None] * len(labels))
+        for n, is_alive in enumerate(alive(made_in, stopped_in)):
+            if is_alive:
+                gifts[n] += count
+                before = per_month[n] or (0, 0)
+                per_month[n] = (before[0] + monthly, before[1] + yearly)
+    # The gifts above count a supporter once per alive gift: the few with several count once.
+    several = select(RecurringDonation.supporter_id).where(in_range).group_by(RecurringDonation.supporter_id) \
+        .having(func.count() > 1)
+    columns = []
+    for _, end in months:
+        alive_then = and_(RecurringDonation.created_at < end,
+                          or_(RecurringDonation.canceled_at.is_(None), RecurringDonation.canceled_at >= end))
+        columns += [func.count(case((alive_then, 1))),
+                    func.count(case((alive_then, RecurringDonation.supporter_id)).distinct())]
+    theirs = db.session.execute(select(*columns).where(in_range, RecurringDonation.supporter_id.in_(several))).one()
+    for n in range(len(labels)):
+        gifts[n] -= (theirs[2 * n] or 0) - (theirs[2 * n + 1] or 0)
+    return {"supporters": list(zip(labels, gifts)),
+            "mrr": {currency: [(label, point[0] + point[1] // 12 if point else 0)
+                               for label, point in zip(labels, per_month)]
+                    for currency, per_month in sorted(revenue.items()) if any(p is not None for p in per_month)}}
 
 
 def supporters_gained_and_lost(today: date) -> list[tuple[str, int, int]]:
@@ -520,8 +572,13 @@ def supporters_gained_and_lost(today: date) -> list[tuple[str, int, int]]:
     return [(label, int(gained.get(label, 0)), int(lost.get(label, 0))) for label, _ in months]
 
 
-def top(start: datetime, end: datetime, by: str, limit: int = 5) -> dict[str, list[tuple[str, int]]]:
-    """The campaigns or articles that raised most in the period, per currency."""
+def top(start: datetime, end: datetime, by: str, limit: int = 5,
+        snapshot: DashboardSnapshot | None = None) -> dict[str, list[tuple[str, int]]]:
+    """The campaigns or articles that raised most in the period, per currency (ties by name). A ``snapshot`` whose
+    12-month window starts where the period does gives its totals; the donations it did not see are added."""
+    if (snapshot is not None and start == utc_day(snapshot.window_start) and _covers(snapshot, start, end)):
+        return _top_campaigns(start, end, limit, snapshot) if by == "campaign" else _top_articles(
+            start, end, limit, snapshot)
     key = Campaign.name if by == "campaign" else Donation.article_url
     stmt = select(Donation.currency, key, func.sum(Donation.amount).label("total")).where(
         Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end)
@@ -529,9 +586,163 @@ def top(start: datetime, end: datetime, by: str, limit: int = 5) -> dict[str, li
         stmt = stmt.join(Campaign, Donation.campaign_id == Campaign.id)
     else:
         stmt = stmt.where(Donation.article_url.is_not(None))
-    rows = db.session.execute(stmt.group_by(Donation.currency, key).order_by(func.sum(Donation.amount).desc())).all()
-    result: dict[str, list[tuple[str, int]]] = {}
-    for currency, name, total in rows:
-        if len(result.setdefault(currency, [])) < limit:
-            result[currency].append((name, int(total)))
-    return result
+    totals: dict[str, dict[str, int]] = {}
+    for currency, name, total in db.session.execute(stmt.group_by(Donation.currency, key)):
+        totals.setdefault(currency, {})[name] = int(total)
+    return _ranked(totals, limit)
+
+
+def _ranked(totals: dict[str, dict[str, int]], limit: int) -> dict[str, list[tuple[str, int]]]:
+    """The first ``limit`` names per currency, most money first, ties by name (code points, as _by_name)."""
+    return {currency: sorted(by_name.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            for currency, by_name in sorted(totals.items())}
+
+
+def _by_name(column):
+    """``column`` ordered by code point on every database, as Python orders strings (PostgreSQL's default
+    collation follows the locale; SQLite's is binary already)."""
+    return column.collate("C") if db.session.get_bind().dialect.name == "postgresql" else column
+
+
+def _top_campaigns(start: datetime, end: datetime, limit: int, snapshot: DashboardSnapshot):
+    by_id: dict[tuple[str, int], int] = {(currency, int(campaign_id)): total
+                                         for currency, totals in snapshot.campaigns.items()
+                                         for campaign_id, total in totals.items()}
+    for currency, campaign_id, total in db.session.execute(
+            select(Donation.currency, Donation.campaign_id, func.sum(Donation.amount))
+            .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end,
+                   Donation.campaign_id.is_not(None), _unseen(snapshot))
+            .group_by(Donation.currency, Donation.campaign_id)):
+        by_id[(currency, campaign_id)] = by_id.get((currency, campaign_id), 0) + int(total)
+    # Names as they are now (a campaign may have been renamed since the snapshot); one name, one row, as the
+    # live query groups them.
+    names = dict(db.session.execute(select(Campaign.id, Campaign.name)
+                                    .where(Campaign.id.in_({campaign_id for _, campaign_id in by_id}))).all())
+    by_name: dict[str, dict[str, int]] = {}
+    for (currency, campaign_id), total in by_id.items():
+        per_currency = by_name.setdefault(currency, {})
+        per_currency[names[campaign_id]] = per_currency.get(names[campaign_id], 0) + total
+    return _ranked(by_name, limit)
+
+
+def _top_articles(start: datetime, end: datetime, limit: int, snapshot: DashboardSnapshot):
+    live: dict[tuple[str, str], int] = {
+        (currency, url): int(total) for currency, url, total in db.session.execute(
+            select(Donation.currency, Donation.article_url, func.sum(Donation.amount))
+            .where(Donation.status.in_(PAID), Donation.paid_at >= start, Donation.paid_at < end,
+                   Donation.article_url.is_not(None), _unseen(snapshot))
+            .group_by(Donation.currency, Donation.article_url))}
+    # An article without live gifts keeps its snapshot total and its place among the others, so the first
+    # ``limit`` of them are within the snapshot's first ``limit`` + (live articles of the currency) places:
+    # those, and the snapshot totals of the live articles, are all the page reads of tens of thousands.
+    reach = limit + max(Counter(currency for currency, _ in live).values(), default=0)
+    article = DashboardSnapshotArticle
+    found = select(article.currency, article.article_url, article.amount).where(article.snapshot_id == snapshot.id)
+    rows = db.session.execute(found.where(article.place <= reach)).all()
+    urls = sorted({url for _, url in live})
+    for chunk in range(0, len(urls), 1000):
+        rows += db.session.execute(found.where(article.article_url.in_(urls[chunk:chunk + 1000]))).all()
+    totals: dict[str, dict[str, int]] = {}
+    for currency, url, amount in rows:
+        totals.setdefault(currency, {})[url] = int(amount)
+    for (currency, url), total in live.items():
+        per_currency = totals.setdefault(currency, {})
+        per_currency[url] = per_currency.get(url, 0) + total
+    return _ranked(totals, limit)
+
+
+# -- the dashboard's snapshot ----------------------------------------------------------------------
+
+def chart_start(today: date) -> date:
+    """The first day of the dashboard's 12-month chart (and of its top campaigns and articles) on ``today``."""
+    return date.fromisoformat(month_ends(today)[0][0] + "-01")
+
+
+def latest_snapshot(today: date) -> DashboardSnapshot | None:
+    """The newest dashboard snapshot of ``today`` or before; None when there is none (a new install, tests)."""
+    return db.session.scalars(select(DashboardSnapshot).where(DashboardSnapshot.day <= today)
+                              .order_by(DashboardSnapshot.day.desc()).limit(1)).first()
+
+
+def _covers(snapshot: DashboardSnapshot | None, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) can be the snapshot's days from ``start`` on plus the donations it did not see."""
+    return snapshot is not None and start >= utc_day(snapshot.since) and end >= utc_day(snapshot.day)
+
+
+def _unseen(snapshot: DashboardSnapshot) -> ColumnElement[bool]:
+    """The donations the snapshot did not count: paid on or after its day, booked after it was taken, or
+    pending then. Every other paid donation is in its totals, and stays as it was (see DashboardSnapshot)."""
+    unseen = [Donation.paid_at >= utc_day(snapshot.day), Donation.id > snapshot.watermark]
+    if snapshot.pending_ids:
+        unseen.append(Donation.id.in_(snapshot.pending_ids))
+    return or_(*unseen)
+
+
+def _snapshot_days(snapshot: DashboardSnapshot, start: date, with_day: bool = False):
+    """(currency, [day,] minor units, gifts) of each of the snapshot's days from ``start`` on."""
+    first = start.isoformat()
+    for currency, days in snapshot.days.items():
+        for day, (total, gifts) in days.items():
+            if day >= first:
+                yield (currency, day, total, gifts) if with_day else (currency, total, gifts)
+
+
+def snapshot_watermark() -> tuple[int, list[int]]:
+    """The highest donation id such that every donation up to it is committed, and the ids among them still
+    pending. On PostgreSQL a SHARE lock on donations waits for every transaction writing donations to end (an
+    id is taken inside the INSERT, under the table's ROW EXCLUSIVE lock, so no id below the maximum can still
+    be uncommitted) and is held only for these two index reads; the caller commits at once to release it."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL lock_timeout = '2s'"))
+        db.session.execute(text("LOCK TABLE donations IN SHARE MODE"))
+    watermark = db.session.scalar(select(func.coalesce(func.max(Donation.id), 0)))
+    pending = list(db.session.scalars(select(Donation.id).where(Donation.id <= watermark,
+                                                                  Donation.status == DonationStatus.PENDING)
+                                      .order_by(Donation.id)))
+    return int(watermark), pending
+
+
+def compute_snapshot(day: date, watermark: int, pending_ids: list[int]) -> DashboardSnapshot:
+    """The dashboard's totals over the donations paid before ``day`` with ids up to ``watermark`` (none of
+    ``pending_ids``): per currency and day from 1 January or the chart's first day, per currency and campaign
+    and per currency and article over the 12-month chart. Added and flushed; the caller commits."""
+    window_start = chart_start(day)
+    since = min(day.replace(month=1, day=1), window_start)
+    seen = [Donation.status.in_(PAID), Donation.paid_at >= utc_day(since), Donation.paid_at < utc_day(day),
+            Donation.id <= watermark]
+    if pending_ids:
+        seen.append(Donation.id.not_in(pending_ids))
+    bucket = _bucket(Donation.paid_at, "day").label("bucket")
+    days: dict[str, dict[str, list[int]]] = {}
+    for currency, label, total, gifts in db.session.execute(
+            select(Donation.currency, bucket, func.sum(Donation.amount), func.count())
+            .where(*seen).group_by(Donation.currency, bucket)):
+        days.setdefault(currency, {})[label] = [int(total), gifts]
+    in_window = [*seen, Donation.paid_at >= utc_day(window_start)]
+    campaigns: dict[str, dict[str, int]] = {}
+    for currency, campaign_id, total in db.session.execute(
+            select(Donation.currency, Donation.campaign_id, func.sum(Donation.amount))
+            .where(*in_window, Donation.campaign_id.is_not(None)).group_by(Donation.currency, Donation.campaign_id)):
+        campaigns.setdefault(currency, {})[str(campaign_id)] = int(total)
+    snapshot = DashboardSnapshot(day=day, watermark=watermark, pending_ids=pending_ids, since=since,
+                                 window_start=window_start, days=days, campaigns=campaigns)
+    db.session.add(snapshot)
+    db.session.flush()
+    total = func.sum(Donation.amount)
+    place = func.row_number().over(partition_by=Donation.currency,
+                                   order_by=(total.desc(), _by_name(Donation.article_url)))
+    db.session.execute(insert(DashboardSnapshotArticle).from_select(
+        ["snapshot_id", "currency", "article_url", "amount", "place"],
+        select(literal(snapshot.id), Donation.currency, Donation.article_url, total, place)
+        .where(*in_window, Donation.article_url.is_not(None)).group_by(Donation.currency, Donation.article_url)))
+    return snapshot
+
+
+def delete_snapshots_before(day: date) -> int:
+    """Delete the snapshots older than ``day`` (their articles go with them); returns how many."""
+    old = list(db.session.scalars(select(DashboardSnapshot.id).where(DashboardSnapshot.day < day)))
+    if old:
+        db.session.execute(DashboardSnapshotArticle.__table__.delete()
+                           .where(DashboardSnapshotArticle.snapshot_id.in_(old)))
+        db.session.execute(DashboardSnapshot.__table__.delete().where(DashboardSnapshot.id.in_(old)))
+    return len(old)

@@ -128,7 +128,8 @@ def dashboard():
     else:
         first_month = date.fromisoformat(ops.month_ends(today)[0][0] + "-01")
         chart_period = ops.Period("last 12 months", ops.utc_day(first_month), ops.utc_day(today + timedelta(days=1)))
-    unit, raised = ops.raised_series(chart_period.start, chart_period.end)
+    snapshot = ops.latest_snapshot(today)  # the money raised before its day, exact; None: all from the donations
+    unit, raised = ops.raised_series(chart_period.start, chart_period.end, snapshot)
     history = ops.recurring_history(today)
     gained_lost = ops.supporters_gained_and_lost(today)
     chart_list = [charts.bars(f"Money raised per {unit}, {currency} ({chart_period.label})", points, _fmt(currency))
@@ -139,9 +140,11 @@ def dashboard():
     chart_list.append(charts.bars("New versus lost supporters", [(m, g) for m, g, _ in gained_lost],
                                   second=[(m, lost) for m, _, lost in gained_lost], legend=("new", "lost")))
     return render_template(
-        "staff/dashboard.html", periods=[(p, ops.figures(p)) for p in periods], recurring=ops.recurring_now(),
-        charts=chart_list, top_campaigns=ops.top(chart_period.start, chart_period.end, "campaign"),
-        top_articles=ops.top(chart_period.start, chart_period.end, "article"), chart_period=chart_period,
+        "staff/dashboard.html", periods=[(p, ops.figures(p, snapshot)) for p in periods],
+        recurring=ops.recurring_now(), charts=chart_list,
+        top_campaigns=ops.top(chart_period.start, chart_period.end, "campaign", snapshot=snapshot),
+        top_articles=ops.top(chart_period.start, chart_period.end, "article", snapshot=snapshot),
+        chart_period=chart_period,
         date_from=date_from, date_to=date_to, Money=Money,
     )
 

@@ -64,6 +64,10 @@ def test_smoke_run_requests_every_page_rightly_and_writes_the_queries_section(se
         assert row["p50_ms"] is not None and row["p95_ms"] >= row["p50_ms"], row
         assert row["verdict"] == ("context" if row["target"].startswith("SELECT 1") else "not judged (smoke run)")
     assert section["notes"][0] == "The database held 500 donations and 100 supporters."
+    # The dashboard was measured as the scheduler leaves it: with today's snapshot, taken by its job first.
+    assert section["notes"][1].startswith("The dashboard's snapshot of the days before today was taken first")
+    assert scalar(app, "SELECT count(*) FROM dashboard_snapshots") == 1
+    assert scalar(app, "SELECT max(watermark) FROM dashboard_snapshots") == scalar(app, "SELECT max(id) FROM donations")
     assert any(note.startswith("Slowest query of dashboard") and "Execution Time" in note
                for note in section["notes"])
     page = output.with_suffix(".md").read_text()

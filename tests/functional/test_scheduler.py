@@ -38,7 +38,8 @@ def test_outbox_job_is_registered(app):
     assert set(jobs_by_id(build_scheduler(app))) == {"outbox.send", "ledger.books", "reports.scheduled",
                                                      "reports.annual_statements", "reports.exports",
                                                      "scheduler.prune_runs", "payments.sync_events",
-                                                     "privacy.ip_retention", "security.attack_mode"}
+                                                     "privacy.ip_retention", "security.attack_mode",
+                                                     "staff.dashboard_snapshot"}
 
 
 def test_outbox_job_is_never_skipped_and_never_runs_twice_at_once(outbox_job):
