@@ -200,7 +200,7 @@ def renew(extra: dict[str, str], days: int) -> str:
 
 
 @pytest.fixture
-def staff_rows(committing_app):
+def staff_rows(postgres, committing_app):
     """Removes the staff user, their session, audit entries and export jobs (and files) the test commits; asked
     for before ``cluster``, so that the processes are stopped first."""
     yield
