@@ -6,6 +6,7 @@ Create Date: 2026-11-27 07:20:00
 
 """
 from alembic import op
+import sqlalchemy as sa
 
 revision = "b7e41c9d2a53"
 down_revision = "2e8a8c8fd47c"
@@ -23,9 +24,13 @@ def upgrade():
     # reads every supporter. CONCURRENTLY: building it on a big table does not block sign-ups and gifts
     # (docs/deploy.md); it cannot run inside a transaction, hence the autocommit block.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    # The operator class is named with the schema the extension lives in: the app's tables may live in a
+    # schema of their own (search_path) while the extension, once per database, is in another.
+    schema = op.get_bind().execute(sa.text(
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'")).scalar_one()
     with op.get_context().autocommit_block():
         op.create_index("ix_supporters_name_trgm", "supporters", ["name"], postgresql_using="gin",
-                        postgresql_ops={"name": "gin_trgm_ops"}, postgresql_concurrently=True,
+                        postgresql_ops={"name": f"{schema}.gin_trgm_ops"}, postgresql_concurrently=True,
                         if_not_exists=True)
 
 
