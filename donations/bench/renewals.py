@@ -255,6 +255,12 @@ class Books:
     donations: int = 0
     receipts: int = 0
     seconds: float | None = None  #: from wrk's start until every donation was booked and its receipt queued
+    #: Connections found waiting for the receipt counter's row lock, one sample per look at the books.
+    counter_waits: list[int] = field(default_factory=list)
+
+    @property
+    def counter_waiting(self) -> float | None:
+        return statistics.mean(self.counter_waits) if self.counter_waits else None
 
 
 def _lua(path: str) -> str:
@@ -270,6 +276,14 @@ def count_books(engine, run: int) -> tuple[int, int]:
             "LEFT JOIN outbox_emails o ON o.dedupe_key = 'receipt:' || d.id AND o.template = 'receipt' "
             "WHERE d.stripe_invoice_id LIKE :p"), {"p": f"in_{PREFIX}{run}x%"}).one()
     return int(row[0]), int(row[1])
+
+
+def counter_waiters(engine) -> int:
+    """Connections of this database waiting, right now, for a row lock in the receipt counter's statement."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%receipt_sequences%'")).scalar_one())
 
 
 def deliver(port: int, path: str, events: Path, clients: int, *, engine=None, run: int = 0, expected: int = 0,
@@ -301,6 +315,7 @@ def deliver(port: int, path: str, events: Path, clients: int, *, engine=None, ru
         while time.perf_counter() < deadline and process.poll() is None:
             finished = sum(1 for _, line in list(lines) if line == "DONE") >= clients
             if books is not None and booked_at is None:
+                books.counter_waits.append(counter_waiters(engine))
                 books.donations, books.receipts = count_books(engine, run)
                 if books.donations >= expected and books.receipts >= expected:
                     booked_at = time.perf_counter()
@@ -394,6 +409,7 @@ def measure(engine, database_url: str, postgres_version: str, *, events: int, cl
                              f"{delivery.ok} 2xx, {delivery.other} other, in the books after "
                              f"{books.seconds if books.seconds is not None else float('nan'):.2f} s "
                              f"({books.donations} donations, {books.receipts} receipts), "
+                             f"{books.counter_waiting or 0:.1f} waiting for the receipt counter, "
                              f"load {delivery.load_before:.2f}")
                     else:
                         delivery, _ = deliver(empty.port, "/", path, clients)
@@ -413,6 +429,10 @@ def measure(engine, database_url: str, postgres_version: str, *, events: int, cl
     section = summarise(outcome, postgres_version=postgres_version, events=events, clients=clients, runs=runs,
                         smoke=smoke)
     return section, outcome
+
+
+def _round(value, digits):
+    return round(value, digits) if value is not None else None
 
 
 def _median(values):
@@ -439,6 +459,7 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
          "wall_s": _median([d.seconds for d in outcome.empty]), "in_books_s": None,
          "p50_ms": _median([d.p50_ms for d in outcome.empty]), "p99_ms": _median([d.p99_ms for d in outcome.empty]),
          "non_2xx": sum(d.other for d in outcome.empty), "donations": None, "receipts": None,
+         "counter_waiting": None,
          "runs_events_per_s": [round(d.accepted_per_s, 1) for d in outcome.empty]},
         {"target": "POST /stripe/webhook (invoice.paid)", "events_per_s": _median([d.accepted_per_s for d in outcome.app]),
          "ratio": round(ratio, 3) if ratio is not None else None,
@@ -448,6 +469,7 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
          "p50_ms": _median([d.p50_ms for d in outcome.app]), "p99_ms": _median([d.p99_ms for d in outcome.app]),
          "non_2xx": sum(d.other for d in outcome.app),
          "donations": [b.donations for b in outcome.books], "receipts": [b.receipts for b in outcome.books],
+         "counter_waiting": _round(_median([b.counter_waiting for b in outcome.books]), 2),
          "runs_events_per_s": [round(d.accepted_per_s, 1) for d in outcome.app]},
     ]
     loads = [d.load_before for d in outcome.app + outcome.empty]
@@ -490,6 +512,11 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
         "In the books = a succeeded donation with its booking day and receipt number, and its receipt in the "
         "outbox (template receipt). The time is taken by polling PostgreSQL every 0.25 s from wrk's start, so it "
         "is exact to about a quarter of a second; the app books before it answers, so it ends with the last answer.",
+        "Waiting for the receipt counter = connections found waiting for the counter row's lock "
+        "(pg_stat_activity, sampled at each look at the books), mean over a run, median over the runs; the app's "
+        f"{GUNICORN_SETTINGS['workers'] * GUNICORN_SETTINGS['threads']} server threads leave at most "
+        f"{GUNICORN_SETTINGS['workers'] * GUNICORN_SETTINGS['threads'] - 1} waiting. Near that, the counter sets "
+        "the pace; near 0, something else does.",
         "The gifts carry no checkout attempt (their metadata is empty), as gifts imported from another system do; "
         "a gift made by our checkout also locks its attempt row, one more primary-key read per event.",
     ]
@@ -512,7 +539,8 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
         columns=[("target", "Target"), ("events_per_s", "Events accepted/s (median)"), ("ratio", "Ratio to empty"),
                  ("ratio_range", "Ratio range"), ("goal", "Target"), ("verdict", "Verdict"),
                  ("wall_s", "Wall s"), ("in_books_s", "All in the books, s"), ("donations", "Donations booked"),
-                 ("receipts", "Receipts queued"), ("non_2xx", "Non-2xx"), ("p50_ms", "p50 ms"),
+                 ("receipts", "Receipts queued"), ("counter_waiting", "Waiting for the receipt counter"),
+                 ("non_2xx", "Non-2xx"), ("p50_ms", "p50 ms"),
                  ("p99_ms", "p99 ms")],
         rows=rows,
         settings={"gunicorn": f"{GUNICORN_SETTINGS['workers']} {GUNICORN_SETTINGS['worker_class']} workers "
