@@ -481,7 +481,7 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
         "this change the number was taken in the middle of the transaction, and its holder still rendered and "
         "inserted the receipt, released a savepoint, marked the event processed and committed, on a gunicorn "
         "thread sharing the GIL and the CPUs with the others. In dev runs of 2,000 events (2 CPUs shared with other "
-        "work, load 4 to 9: noisy), the lock was held 19 to 36 ms per event (median), busy all the run, with 4 to "
+        "work, load 4 to 9: noisy), the lock was held 19 to 36 ms per event (median), busy about 70 % of the run, with 4 to "
         "5 connections waiting for it on average: 19 to 35 events/s.",
         "Done: (1) the booking is one UPDATE and the counter one upsert (INSERT … ON CONFLICT DO UPDATE … "
         "RETURNING), no longer INSERT-then-UPDATE; (2) the receipt number is taken as the transaction commits "
@@ -490,7 +490,7 @@ def summarise(outcome: Outcome, *, postgres_version: str | None, events: int, cl
         "processed), then one statement takes the number and writes it into the donation and, replacing the "
         "placeholder, into its email, and the COMMIT follows: one round trip and the commit under the lock. Same "
         "dev conditions, runs alternated with the old code: the lock is held 5 to 6 ms (median), busy about a "
-        "third of the run, 0.1 connections waiting for it on average: 30 to 47 events/s. The lock no longer sets "
+        "quarter of the run, 0.1 connections waiting for it on average: 30 to 47 events/s. The lock no longer sets "
         "the pace, the CPU does (about 19 statements and the ORM, Jinja and JSON work of each event, on 2 CPUs "
         "shared with PostgreSQL, wrk and other work), so more CPUs now mean more events/s. Numbers stay gap-free "
         "and unique: taken, written and committed together or rolled back together (tests/functional/"
