@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, inspect, or_, select, text, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import insert_ignore, next_number, now_utc
 from ..extensions import db
 from ..mail import emails
+from ..mail.models import OutboxEmail
 from ..security import privacy
 from .models import (
     Dispute,
@@ -65,6 +70,76 @@ def next_receipt_number(year: int) -> str:
     """
     number = next_number(db.session, ReceiptSequence, "year", year)
     return f"{year}-{number:06d}"
+
+
+#: The session's donations moved to succeeded whose receipt number is still to be taken, by donation id:
+#: (donation, year, placeholder, receipt's dedupe key). Taken by number_receipts as the transaction commits.
+UNNUMBERED = "receipts_to_number"
+
+#: PostgreSQL: the year's next number, written into the donation and into its receipt email (in place of the
+#: placeholder it was rendered with), in one statement: one round trip under the counter's lock, then COMMIT.
+#: The number is formatted as next_receipt_number does: year, dash, at least six digits.
+NUMBER_RECEIPT_SQL = text("""
+WITH counter AS (
+    INSERT INTO receipt_sequences AS s (year, last_number) VALUES (:year, 1)
+    ON CONFLICT (year) DO UPDATE SET last_number = s.last_number + 1
+    RETURNING CAST(s.year AS text) || '-' || lpad(CAST(s.last_number AS text),
+                                                  greatest(6, length(CAST(s.last_number AS text))), '0') AS number
+), donation AS (
+    UPDATE donations SET receipt_number = counter.number FROM counter WHERE donations.id = :donation_id
+    RETURNING counter.number
+), receipt AS (
+    UPDATE outbox_emails SET subject = replace(subject, :placeholder, counter.number),
+        body_text = replace(body_text, :placeholder, counter.number),
+        body_html = replace(body_html, :placeholder, counter.number)
+    FROM counter WHERE outbox_emails.dedupe_key = :dedupe_key
+)
+SELECT number FROM donation""")
+
+
+def number_receipts(session) -> None:
+    """Give the donations that mark_succeeded moved to succeeded in this transaction their receipt numbers:
+    the transaction's last statements, run as it commits (see _number_receipts_at_commit).
+
+    Everything else the transaction writes is flushed first, so that from the moment the year's counter row is
+    locked until the COMMIT releases it, only the numbers are written: every gift of the year waits for that
+    lock, so its hold time is what bounds a renewal day's throughput."""
+    pending = session.info.pop(UNNUMBERED, None)
+    if not pending:
+        return
+    session.flush()
+    # A savepoint rolled back since (an illegal transition undoes an event's changes) took its donation's move
+    # to succeeded and its receipt email with it: that donation gets no number. Checked before the first number
+    # is taken, since the check may read the donation again.
+    due = [(donation, year, placeholder, key) for donation, year, placeholder, key in pending.values()
+           if inspect(donation).persistent and donation.receipt_number is None
+           and donation.status not in (DonationStatus.PENDING, DonationStatus.FAILED)]
+    for donation, year, placeholder, key in due:
+        if session.get_bind().dialect.name == "postgresql":
+            number = session.execute(NUMBER_RECEIPT_SQL, {"year": year, "donation_id": donation.id,
+                                                          "placeholder": placeholder, "dedupe_key": key}).scalar_one()
+        else:  # SQLite takes one writer at a time anyway: the same writes, one statement each
+            number = next_receipt_number(year)
+            session.execute(update(Donation).where(Donation.id == donation.id).values(receipt_number=number)
+                            .execution_options(synchronize_session=False))
+            session.execute(update(OutboxEmail).where(OutboxEmail.dedupe_key == key).values(
+                {column: func.replace(column, placeholder, number)
+                 for column in (OutboxEmail.subject, OutboxEmail.body_text, OutboxEmail.body_html)}))
+        set_committed_value(donation, "receipt_number", number)  # written already: not a change to flush
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _number_receipts_at_commit(session) -> None:
+    # before_commit runs before the commit's own flush, for a savepoint's release too: the numbers are taken
+    # only when the transaction itself commits.
+    if session.info.get(UNNUMBERED) and not session.in_nested_transaction():
+        number_receipts(session)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_unnumbered(session, transaction) -> None:
+    if transaction.parent is None:  # rolled back (a commit has taken them already)
+        session.info.pop(UNNUMBERED, None)
 
 
 def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime, failed: bool = False) -> str:
@@ -129,20 +204,27 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
 
 
 def mark_succeeded(donation: Donation, at: datetime) -> None:
-    """Move a donation to succeeded, number its receipt and queue the receipt email, all in this transaction."""
+    """Move a donation to succeeded and queue its receipt email, in this transaction; its receipt number is
+    taken as the transaction commits.
+
+    Receipt numbers are gap-free per year, so the year's counter row stays locked from the moment a number is
+    taken until the commit, and every gift of the year waits for it (on a renewal day, thousands). So the number
+    comes last: the receipt is rendered now, around a placeholder, and number_receipts takes the number, writes
+    it into the donation and replaces the placeholder in the email, after everything else is written and just
+    before the COMMIT. Taken and committed together, or rolled back together: no gaps, no duplicates."""
     # A gift that reaches us after its day's period was closed goes into the first open day, with a note.
     # Read before the donation changes, so that this query's autoflush does not write it half-changed.
     booked_on, booking_note = booking_day(at.astimezone(timezone.utc).date())
     donation.transition(DonationStatus.SUCCEEDED)
     donation.paid_at = at
     donation.booked_on, donation.booking_note = booked_on, booking_note
-    # The number last: the year's counter row stays locked until the commit, and every gift of the year
-    # waits for it (a renewal day's events commit one after another there), so as little as possible
-    # comes after it. Its query's autoflush writes the changes above before the lock is taken.
-    donation.receipt_number = next_receipt_number(at.year)
     db.session.flush()
     note_first_gift(donation.supporter_id, at)
-    emails.queue_receipt(donation)
+    # Random, so that nothing else in the email (a supporter's name) can hold it; letters, digits and dashes,
+    # which HTML escaping leaves as they are.
+    placeholder = f"receipt-number-{secrets.token_hex(8)}"
+    key = emails.queue_receipt(donation, receipt_number=placeholder)
+    db.session.info.setdefault(UNNUMBERED, {})[donation.id] = (donation, at.year, placeholder, key)
 
 
 def note_first_gift(supporter_id: int, paid_at: datetime) -> None:

@@ -40,7 +40,8 @@ def reader_locale(attempt_id: str | None) -> str:
     return attempt.locale if attempt is not None else "en"
 
 
-def receipt_context(donation: Donation) -> dict:
+def receipt_context(donation: Donation, receipt_number: str | None = None) -> dict:
+    """``receipt_number`` is printed instead of the donation's own while that is still to be taken (at commit)."""
     recurring = donation.recurring_donation
     locale = reader_locale(donation.attempt_id or (recurring.attempt_id if recurring else None))
     return {
@@ -49,18 +50,22 @@ def receipt_context(donation: Donation) -> dict:
         "covered_fee": donation.covered_fee,
         "frequency": donation.frequency,
         "date": _date(donation.paid_at, locale),
-        "receipt_number": donation.receipt_number,
+        "receipt_number": receipt_number or donation.receipt_number,
         "donation_id": donation.id,
         "recurring": recurring is not None,
         "next_date": _date(recurring.current_period_end, locale) if recurring else "",
     }
 
 
-def queue_receipt(donation: Donation, resend: int = 0) -> None:
+def queue_receipt(donation: Donation, resend: int = 0, *, receipt_number: str | None = None) -> str:
     """The receipt for a succeeded donation; its dedupe key makes a second one impossible.
-    Staff may send it again on purpose: each resend is numbered and has a key of its own."""
+    Staff may send it again on purpose: each resend is numbered and has a key of its own.
+
+    ``receipt_number`` stands in for a number not yet taken (see ledger.operations.mark_succeeded): the email is
+    rendered around it, and the statement that takes the number replaces it. Returns the email's dedupe key."""
     key = f"receipt:{donation.id}" + (f":resend:{resend}" if resend else "")
-    outbox.queue("receipt", donation.supporter.email, receipt_context(donation), dedupe_key=key)
+    outbox.queue("receipt", donation.supporter.email, receipt_context(donation, receipt_number), dedupe_key=key)
+    return key
 
 
 def payment_failed_context(recurring: RecurringDonation) -> dict:

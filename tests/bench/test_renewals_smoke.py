@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from donations.bench import renewals
+from donations.bench.load import GUNICORN_SETTINGS
 from donations.bench.results import ROOT
 from donations.extensions import db
 from donations.ledger.models import Donation, RecurringDonation, StripeEvent, Supporter
@@ -47,6 +48,8 @@ def test_smoke_run_books_every_event_once_and_writes_the_section(postgres, commi
     assert app["verdict"] == "not judged (smoke run)"
     assert app["donations"] == [200] and app["receipts"] == [200] and app["non_2xx"] == 0
     assert app["events_per_s"] > 0 and app["in_books_s"] is not None and app["ratio"] is not None
+    threads = GUNICORN_SETTINGS["workers"] * GUNICORN_SETTINGS["threads"]
+    assert app["counter_waiting"] is not None and 0 <= app["counter_waiting"] < threads  # sampled, one holds it
     page = output.with_suffix(".md").read_text()
     assert "Smoke run" in page and "POST /stripe/webhook (invoice.paid)" in page
     with committing_app.app_context():  # the command removes what its runs wrote

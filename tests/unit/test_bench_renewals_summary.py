@@ -59,3 +59,12 @@ def test_signatures_are_spread_over_the_run_in_sending_order_and_verify(tmp_path
         stripe.WebhookSignature.verify_header(body, header, WEBHOOK_SECRET, None)
     header, body = lines[-1]
     assert verify_event(body.encode(), header, WEBHOOK_SECRET, now=stamps[-1])["type"] == "invoice.paid"
+
+
+def test_waiting_for_the_receipt_counter_is_the_median_over_runs_of_each_runs_mean():
+    runs = outcome()
+    runs.books[0].counter_waits, runs.books[1].counter_waits = [0, 2], [4, 4, 4]
+    section = summarise(runs, postgres_version="15", events=100, clients=16, runs=2, smoke=False)
+    empty, app = rows(section)
+    assert app["counter_waiting"] == 2.5 and empty["counter_waiting"] is None
+    assert "counter_waiting" in [key for key, _ in section.columns]
