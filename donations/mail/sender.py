@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import encoders
 from email.header import Header
+from email._policybase import Compat32
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -49,6 +50,25 @@ _MESSAGE_COLUMNS = (OutboxEmail.id, OutboxEmail.to_address, OutboxEmail.subject,
                     OutboxEmail.created_at, OutboxEmail.body_text, OutboxEmail.body_html, OutboxEmail.attachments)
 
 
+class _OneLineHeaders(Compat32):
+    """compat32, whose headers that fit on one line as they are written as they are.
+
+    compat32 hands every header, however short, to email.header.Header to be folded: some dozen per email, the
+    most costly part of putting a message on the wire. Header leaves a printable ASCII value with single spaces
+    that fits in max_line_length unchanged, so such a value is written straight; anything else (a long value, a
+    Header of encoded words, other whitespace) is folded by compat32 as before, so the bytes never differ."""
+
+    def _fold(self, name, value, sanitize):
+        if (isinstance(value, str) and value.isascii() and value.isprintable()
+                and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+                and value == " ".join(value.split())):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
+
+
+_POLICY = _OneLineHeaders()
+
+
 def build_message(email: OutboxEmail, sender: str) -> Message:
     """The MIME message for an outbox row (the model, or a row of _MESSAGE_COLUMNS); its attachments are
     rendered now (AttachmentError if one fails).
@@ -62,17 +82,17 @@ def build_message(email: OutboxEmail, sender: str) -> Message:
             raise ValueError(f"a line break in a header: {value[:80]!r}")  # never a header of our choosing
     if not (sender.isascii() and email.to_address.isascii()):
         return _build_international(email, sender)
-    body = MIMEMultipart("alternative")
-    body.attach(MIMEText(email.body_text, "plain", "utf-8"))
-    body.attach(MIMEText(email.body_html, "html", "utf-8"))
+    body = MIMEMultipart("alternative", policy=_POLICY)  # the generator writes every part with this policy
+    body.attach(MIMEText(email.body_text, "plain", "utf-8", policy=_POLICY))
+    body.attach(MIMEText(email.body_html, "html", "utf-8", policy=_POLICY))
     files = [render(spec) for spec in email.attachments or ()]
     message = body
     if files:
-        message = MIMEMultipart("mixed")
+        message = MIMEMultipart("mixed", policy=_POLICY)
         message.attach(body)
         for filename, mimetype, data in files:
             maintype, _, subtype = mimetype.partition("/")
-            part = MIMEBase(maintype, subtype)
+            part = MIMEBase(maintype, subtype, policy=_POLICY)
             part.set_payload(data)
             encoders.encode_base64(part)
             part.add_header("Content-Disposition", "attachment", filename=filename)
