@@ -6,6 +6,8 @@ import logging
 import secrets
 import smtplib
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import encoders
@@ -19,7 +21,7 @@ from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import case, select, text, update
+from sqlalchemy import Engine, bindparam, case, select, text, update
 
 from ..db import now_utc
 from ..extensions import db
@@ -194,10 +196,10 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
 
     The marks go in groups (MARK_GROUP emails, one commit that waits for the disk), so a dead sender
     may leave marked emails it never sent, counted as possible duplicates too: the count is a bound,
-    never short. Each outcome is committed on its own as soon as the server has answered, without
-    waiting for the disk: were PostgreSQL to lose it in a crash, the mark still stands, so the email
-    is sent again and counted. The batch is read in one query as plain rows, so that these commits
-    do not make every email load again.
+    never short. Each outcome is committed on its own as soon as the server has answered, in one round
+    trip on a connection kept for the batch (see ``_sent_book``), without waiting for the disk: were
+    PostgreSQL to lose it in a crash, the mark still stands, so the email is sent again and counted.
+    The batch is read in one query as plain rows, so that these commits do not make every email load again.
     """
     now = now or now_utc()
     token = secrets.token_hex(8)
@@ -211,7 +213,7 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     unsent = db.session.execute(select(*_MESSAGE_COLUMNS).where(OutboxEmail.id.in_(claimed))
                                 .order_by(OutboxEmail.id)).all()
     try:
-        with transport() as connection:
+        with transport() as connection, _sent_book() as book_sent:
             while unsent:
                 group = []
                 for email in unsent[:MARK_GROUP]:
@@ -256,7 +258,7 @@ def send_due(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
                         row.send_started_at = None
                         db.session.commit()
                     else:
-                        _book_sent(email.id)
+                        book_sent(email.id)
                         counts["sent"] += 1
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         # The server could not be reached, refused our sender, or went away: every email left waits.
@@ -284,17 +286,45 @@ def _mark_sending(email_ids: list[int], token: str) -> set[int]:
         .execution_options(synchronize_session=False)))
 
 
-def _book_sent(email_id: int) -> None:
-    """The server accepted the email: committed at once, so a sender that dies next sends it no second time.
-    PostgreSQL need not wait for the disk (synchronous_commit off for this transaction only): the mark set
-    before sending was, so if this outcome were lost the email would be sent again and counted."""
-    connection = db.session.connection()  # Core on the session's connection: no ORM work, once per email
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SET LOCAL synchronous_commit = off"))
+@contextmanager
+def _sent_book() -> Iterator[Callable[[int], None]]:
+    """For a batch: the function that books an email the server accepted, committed at once, so that a sender
+    that dies next sends it no second time.
+
+    The outcomes go through a connection of their own, held for the batch in autocommit mode: one UPDATE, one round
+    trip to the database per email, where a transaction of the session's took five (a connection from the pool,
+    pinged; BEGIN; the UPDATE; COMMIT), as costly as the SMTP exchange itself. PostgreSQL need not wait for the
+    disk (synchronous_commit off on this connection until the batch ends): the mark set before sending was, so if
+    an outcome were lost in a crash the email would be sent again and counted as a possible duplicate.
+
+    A session bound to a connection of its caller's (the tests' rolled-back transaction) has no engine to take a
+    second connection from: there each outcome is committed in the session, with the same statement."""
     table = OutboxEmail.__table__
-    connection.execute(update(table).where(table.c.id == email_id).values(
-        status=EmailStatus.SENT, sent_at=now_utc(), attempts=table.c.attempts + 1, send_started_at=None))
-    db.session.commit()
+    statement = update(table).where(table.c.id == bindparam("email_id")).values(
+        status=EmailStatus.SENT, sent_at=bindparam("sent_at"), attempts=table.c.attempts + 1, send_started_at=None)
+    bind = db.session.get_bind(OutboxEmail)
+    if not isinstance(bind, Engine):
+        def book_in_session(email_id: int) -> None:
+            connection = db.session.connection()
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SET LOCAL synchronous_commit = off"))
+            connection.execute(statement, {"email_id": email_id, "sent_at": now_utc()})
+            db.session.commit()
+
+        yield book_in_session
+        return
+    with bind.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")  # restored as the pool takes it back
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            connection.execute(text("SET synchronous_commit = off"))
+        try:
+            yield lambda email_id: connection.execute(statement, {"email_id": email_id, "sent_at": now_utc()})
+        except BaseException:
+            connection.invalidate()  # it may be broken, and still has synchronous_commit off: never reused
+            raise
+        if postgres:
+            connection.execute(text("RESET synchronous_commit"))
 
 
 def _claim(now: datetime, limit: int, token: str) -> list[int]:
