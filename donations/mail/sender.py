@@ -2,6 +2,7 @@
 a 5xx refusal of a message fails it at once, for staff to see and resend."""
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import smtplib
@@ -17,7 +18,7 @@ from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
@@ -71,6 +72,30 @@ class _OneLineHeaders(Compat32):
 _POLICY = _OneLineHeaders()
 
 
+class _Utf8Header:
+    """A header value that is not ASCII, written as compat32 writes ``Header(text, "utf-8")`` (RFC 2047 encoded
+    words), but encoded once per distinct text and line ending: finding where to split the encoded words takes a
+    pass over the text per character, and receipts share a handful of subjects."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return _encoded_header(self.text, linesep, maxlinelen)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_header(text: str, linesep: str, maxlinelen: int | None) -> str:
+    return Header(text, "utf-8").encode(linesep=linesep, maxlinelen=maxlinelen)
+
+
+def _boundary() -> str:
+    return f"=_{secrets.token_hex(12)}"  # "_" is not base64
+
+
 def build_message(email: OutboxEmail, sender: str) -> Message:
     """The MIME message for an outbox row (the model, or a row of _MESSAGE_COLUMNS); its attachments are
     rendered now (AttachmentError if one fails).
@@ -84,13 +109,16 @@ def build_message(email: OutboxEmail, sender: str) -> Message:
             raise ValueError(f"a line break in a header: {value[:80]!r}")  # never a header of our choosing
     if not (sender.isascii() and email.to_address.isascii()):
         return _build_international(email, sender)
-    body = MIMEMultipart("alternative", policy=_POLICY)  # the generator writes every part with this policy
+    # The generator writes every part with the message's policy. Boundaries of our own: one the generator chose
+    # would be checked against the text with a regular expression compiled anew for each email; every part
+    # below is base64, whose lines never begin with "--", so no part can hold a line that looks like one.
+    body = MIMEMultipart("alternative", boundary=_boundary(), policy=_POLICY)
     body.attach(MIMEText(email.body_text, "plain", "utf-8", policy=_POLICY))
     body.attach(MIMEText(email.body_html, "html", "utf-8", policy=_POLICY))
     files = [render(spec) for spec in email.attachments or ()]
     message = body
     if files:
-        message = MIMEMultipart("mixed", policy=_POLICY)
+        message = MIMEMultipart("mixed", boundary=_boundary(), policy=_POLICY)
         message.attach(body)
         for filename, mimetype, data in files:
             maintype, _, subtype = mimetype.partition("/")
@@ -101,7 +129,7 @@ def build_message(email: OutboxEmail, sender: str) -> Message:
             message.attach(part)
     message["From"] = sender
     message["To"] = email.to_address
-    message["Subject"] = email.subject if email.subject.isascii() else Header(email.subject, "utf-8")
+    message["Subject"] = email.subject if email.subject.isascii() else _Utf8Header(email.subject)
     message["Message-ID"] = email.message_id
     message["Date"] = format_datetime(email.created_at)
     return message
@@ -177,7 +205,12 @@ class SMTPTransport:
         return False
 
     def send(self, message: Message) -> None:
-        self.conn.send_message(message)
+        # The envelope's sender is the same for a whole batch: parsed once, not by send_message for every email.
+        sender = str(message["From"])
+        if sender != getattr(self, "_from_header", None):
+            self._from_header, self._from_address = sender, getaddresses([sender])[0][1]
+        recipients = [address for _, address in getaddresses([str(message["To"])])]
+        self.conn.send_message(message, self._from_address, recipients)
 
 
 def transport():

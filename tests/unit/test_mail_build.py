@@ -90,3 +90,17 @@ def test_the_one_line_header_policy_folds_each_header_as_compat32_does(value):
 
     for name in ("Subject", "To", "Content-Type"):
         assert _POLICY.fold_binary(name, value) == email.policy.compat32.fold_binary(name, value)
+
+
+@pytest.mark.parametrize("subject", ["Thank you for your gift of €25.00", "Merci pour votre don de 25,00 € — reçu "
+                                     "2026-000001, avec toute notre gratitude pour votre soutien fidèle", "¥3,000"])
+def test_a_subject_that_is_not_ascii_is_encoded_as_compat32_encodes_a_header_of_it(subject):
+    from email.header import Header
+
+    build_message(row(subject=subject), "donations@example.org")
+    message = build_message(row(subject=subject), "donations@example.org")  # its encoding from the cache
+    first = flattened(message)
+    message.replace_header("Subject", Header(subject, "utf-8"))
+
+    assert first == flattened(message)
+    assert email.message_from_bytes(first, policy=email.policy.default)["Subject"] == subject
