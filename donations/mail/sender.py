@@ -54,7 +54,7 @@ _MESSAGE_COLUMNS = (OutboxEmail.id, OutboxEmail.to_address, OutboxEmail.subject,
 
 
 class _OneLineHeaders(Compat32):
-    """compat32, whose headers that fit on one line as they are written as they are.
+    """compat32, except that a header which fits on one line as it is gets written as it is.
 
     compat32 hands every header, however short, to email.header.Header to be folded: some dozen per email, the
     most costly part of putting a message on the wire. Header leaves a printable ASCII value with single spaces
@@ -195,6 +195,7 @@ class SMTPTransport:
                 raise smtplib.SMTPException("the SMTP server offers no STARTTLS; refusing to send credentials")
         if parts.username:
             self.conn.login(unquote(parts.username), unquote(parts.password or ""))
+        self._from_header = self._from_address = None
         return self
 
     def __exit__(self, *exc):
@@ -207,7 +208,7 @@ class SMTPTransport:
     def send(self, message: Message) -> None:
         # The envelope's sender is the same for a whole batch: parsed once, not by send_message for every email.
         sender = str(message["From"])
-        if sender != getattr(self, "_from_header", None):
+        if sender != self._from_header:
             self._from_header, self._from_address = sender, getaddresses([sender])[0][1]
         recipients = [address for _, address in getaddresses([str(message["To"])])]
         self.conn.send_message(message, self._from_address, recipients)
