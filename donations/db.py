@@ -80,7 +80,9 @@ def _sqlite_connect(dbapi_connection, connection_record):
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
-    if conn.dialect.name == "sqlite":
+    # Not on a connection in autocommit mode (the outbox sender's outcomes): there each statement stands alone,
+    # and a BEGIN would open a transaction that nothing commits.
+    if conn.dialect.name == "sqlite" and conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         conn.exec_driver_sql("BEGIN")
 
 

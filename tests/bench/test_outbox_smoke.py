@@ -49,6 +49,7 @@ def test_smoke_run_sends_exactly_200_receipts_each_way_and_writes_both_results_f
     assert app_row["verdict"] == "not judged (smoke run)" and app_row["delivered"] == [200]
     assert app_row["messages"] == reference["messages"] == 200
     assert app_row["goal"] == "≥ 0.5" and app_row["ratio"] is not None
+    assert all(isinstance(row["cpu_ms_per_message"], float) for row in (reference, app_row))
     assert section["machine"]["aiosmtpd"] and section["machine"]["postgresql"]
     page = output.with_suffix(".md").read_text()
     assert "## Outbox" in page and "Smoke run" in page and "not judged (smoke run)" in page
