@@ -177,7 +177,7 @@ class Donation(db.Model):
         CheckConstraint("amount_refunded >= 0", name="amount_refunded_not_negative"),
         # The donations export's order (oldest first, paid or else created): its COPYs in batches start each
         # batch where the last ended without sorting the table again.
-        Index("ix_donations_export_order", text("coalesce(paid_at, created_at)"), "id"),
+        Index("ix_donations_export_order", text("coalesce(paid_at, created_at)"), "id").ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
