@@ -6,7 +6,7 @@ from datetime import timezone
 from decimal import Decimal, InvalidOperation
 from typing import Iterator
 
-from sqlalchemy import Date, Numeric, String, and_, case, cast, exists, func, literal, null, or_, select, tuple_
+from sqlalchemy import Date, Engine, Numeric, String, and_, case, cast, exists, func, literal, null, or_, select, tuple_
 
 from ..campaigns.models import Campaign
 from .replica import reads
@@ -192,18 +192,28 @@ def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
         .outerjoin(Campaign, Donation.campaign_id == Campaign.id)
         .where(*where)
         .order_by(_donation_time, Donation.id)
-        .limit(COPY_BATCH)
     )
+    bind = reads().get_bind()
+    if isinstance(bind, Engine):
+        # A connection of the export's own, on which nothing else runs: one COPY, streamed, where PostgreSQL
+        # scans and joins the tables once and sorts (the job's progress goes through other connections).
+        with bind.connect() as own:
+            own.exec_driver_sql("SET LOCAL jit = off")  # compiling the cells' expressions costs more than it saves
+            yield from _copy_lines(own, query)
+        return
+    # The session is held to one connection (the tests bind every session to theirs), which psycopg holds
+    # for the whole of a COPY, while the job's progress writes would need it: COPYs of COPY_BATCH donations.
     connection = reads().connection()
     # The plan's cost (a subquery per row) calls for JIT compiling, which each COPY would do again for its
     # batch: seconds of compiling for a batch that takes less than that to run.
     connection.exec_driver_sql("SET LOCAL jit = off")
+    query = query.limit(COPY_BATCH)
     after = None
     while True:
         batch = query if after is None else query.where(tuple_(_donation_time, Donation.id) > tuple_(*after))
-        lines = _copy_lines(connection, batch)
+        lines = list(_copy_lines(connection, batch))
         # Yielded once the COPY is over: whoever consumes the lines (run_export's progress writes) may use the
-        # connection again, which in the tests is the very one the COPY holds.
+        # connection again.
         yield from lines
         if len(lines) < COPY_BATCH:
             return
@@ -211,24 +221,26 @@ def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
         after = (connection.scalar(select(_donation_time).where(Donation.id == last_id)), last_id)
 
 
-#: Donations per COPY in the SQL path. psycopg holds the connection for the whole of a COPY, so nothing else
-#: (the job's progress, in the tests on the same connection) may run on it until the COPY ends: the export is
-#: made of COPYs of this many rows each, the next one starting after the last key of the one before
-#: (ix_donations_export_order serves the order and the start), each read into memory (about 20 MB) first.
+#: Donations per COPY in the SQL path when the export's session is held to one connection (the tests). psycopg
+#: holds the connection for the whole of a COPY, so nothing else (the job's progress) may run on it until the
+#: COPY ends: the export is then made of COPYs of this many rows each, the next one starting after the last key
+#: of the one before (ix_donations_export_order serves the order and the start), each read into memory (about
+#: 20 MB) first.
 COPY_BATCH = 50_000
 
 
-def _copy_lines(connection, query) -> list[str]:
-    """The query's rows as CSV lines (no line end) written by COPY … WITH CSV, all read before returning."""
+def _copy_lines(connection, query) -> Iterator[str]:
+    """The query's rows as CSV lines (no line end) written by COPY … WITH CSV."""
     compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     # COPY, not a cursor: the rows come without FETCH round trips and COPY quotes them in C. psycopg binds the
     # parameters client-side, as COPY needs.
     cursor = connection.connection.driver_connection.cursor()
     try:
-        # "with": an error half-way cancels the COPY at once.
+        # "with": a writer that stops early (an error, a closed download) cancels the COPY at once.
         with cursor.copy(f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')",
                          compiled.params) as copy:
-            return [str(row[:-1], "utf-8") for row in copy]  # one row per message, ending in LF
+            for row in copy:  # one row per message, ending in LF: the writer adds CRLF
+                yield str(row[:-1], "utf-8")
     finally:
         cursor.close()
 

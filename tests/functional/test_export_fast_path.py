@@ -47,6 +47,10 @@ def sql_csv(params: ExportParams) -> str:
 @pytest.fixture
 def awkward(app_ctx, postgres):
     """Donations with every kind of value the export has to write."""
+    return add_awkward()
+
+
+def add_awkward() -> list[Donation]:
     campaign = default_campaign()
     payout = Payout(stripe_payout_id="po_Awkward1", amount=1, currency="EUR", status="paid",
                     created=utc(2026, 5, 1), arrival_date=date(2026, 5, 3))
@@ -175,3 +179,39 @@ def test_progress_is_written_between_copies_on_the_copys_own_connection(awkward,
     assert count == len(AWKWARD_TEXTS)
     assert [done for done, _ in seen] == list(range(2, count + 1, 2))
     assert out.getvalue() == python_csv(YEAR)
+
+
+def test_one_copy_on_a_connection_of_its_own_while_progress_is_written_on_others(postgres, committing_app,
+                                                                                monkeypatch):
+    # Outside the tests' one connection, the export takes a connection of its own for a single COPY; the
+    # progress callback uses the app's session (another connection) in the middle of it.
+    from donations.reports import exports
+
+    copies = []
+    copy_lines = exports._copy_lines
+
+    def spied(connection, query):
+        copies.append(connection.connection.driver_connection)
+        return copy_lines(connection, query)
+
+    monkeypatch.setattr(exports, "_copy_lines", spied)
+    monkeypatch.setattr(exports, "COPY_BATCH", 2)  # were it batched, there would be several COPYs
+    with committing_app.app_context():
+        add_awkward()
+        db.session.commit()
+        seen = []
+
+        progress_connections = set()
+
+        def progress(done: int) -> None:
+            seen.append((done, db.session.scalar(db.select(db.func.count()).select_from(Donation))))
+            progress_connections.add(db.session.connection().connection.driver_connection)
+
+        out = io.StringIO()
+        count = write_csv(DONATIONS, out, YEAR, progress, every=2)
+
+        assert count == len(AWKWARD_TEXTS)
+        assert seen[0] == (2, len(AWKWARD_TEXTS))  # written while the COPY was still running
+        assert [done for done, _ in seen] == list(range(2, count + 1, 2))
+        assert out.getvalue() == python_csv(YEAR)
+        assert len(copies) == 1 and copies[0] not in progress_connections
