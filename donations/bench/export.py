@@ -351,10 +351,11 @@ def summarise(app: Side, reference: Side, *, donations: int, compared: int | Non
         "included).",
         "Where the files go: the app writes an export file to EXPORT_DIR scratch, then stores it in PostgreSQL "
         "(export_chunks), which every web host shares, and deletes the scratch file.",
-        "How the app writes: PostgreSQL makes each CSV line (COPY (SELECT …) TO STDOUT WITH CSV, the cells "
-        f"computed in SQL), in COPYs of {COPY_BATCH:,} donations in the export's order, each starting after the last "
-        "one's key (index ix_donations_export_order); the job's progress is written between COPYs, never on a "
-        "connection in the middle of one.",
+        "How the app writes: PostgreSQL makes each CSV line (one COPY (SELECT …) TO STDOUT WITH CSV on a "
+        "connection of the export's own, the cells computed in SQL), while the job's progress is written "
+        "through other connections. Where the session is held to one connection (the tests), it reads in "
+        f"COPYs of {COPY_BATCH:,} donations by the export's order (index ix_donations_export_order) and writes "
+        "the progress between them.",
     ]
     if loads:
         notes.append(f"Load average (1 min) as the runs started: {min(loads):.2f} to {max(loads):.2f} "
@@ -366,7 +367,8 @@ def summarise(app: Side, reference: Side, *, donations: int, compared: int | Non
         name="export",
         title="Export: every donation to CSV versus PostgreSQL's COPY",
         intro=("The app's side is the scheduled donations export (an export job run by run_export: the file "
-               "written under EXPORT_DIR, then stored in export_chunks); the reference is psycopg's COPY (SELECT the same columns, computed "
+               "written under EXPORT_DIR, then stored in export_chunks); the reference is psycopg's COPY (SELECT "
+               "the same columns, computed "
                "by PostgreSQL) TO STDOUT WITH CSV HEADER, written to a file. Runs alternate between the sides, "
                "the first side swapping each round. Ratio = the median over the runs of the app's seconds "
                "divided by the COPY's in the same round."),
@@ -388,15 +390,11 @@ def _gap_note(ratio: float, ratio_written: float | None) -> str:
                 "difference. The plan: store chunks while the file is written (the same transaction, "
                 "committed with the done), or keep files on shared storage.")
     written = f"{ratio_written:.2f}× until the file is complete, " if ratio_written is not None else ""
-    return (f"The gap ({ratio:.2f}× done, {written}the rest is storing it in export_chunks): the app reads in COPYs of batches in the export's order, each an "
-            "index scan of ix_donations_export_order with a supporter looked up per row, where the one COPY of "
-            "the reference scans the tables once, hash-joins them and sorts. On this seed the donations' order "
-            "on disk is unrelated to their time, so the index scan reads a heap page per row. One COPY of the "
-            "app's own SQL measured 1.49× (commit 2bfc110), but psycopg holds the connection for the whole COPY "
-            "and the job's progress cannot be written in between where they share it (the tests). The plan: "
-            "per batch, take the batch's donations first (a MATERIALIZED CTE by the index, keys only) and "
-            "hash-join the supporters to it; or one COPY with its progress on a connection of its own where one "
-            "exists (every deployment), batches only where it does not.")
+    return (f"The gap ({ratio:.2f}× done, {written}the rest is storing it in export_chunks): the app's COPY "
+            "computes each cell by the app's text rules (formula defusing, line ends: a strpos and an ascii per "
+            "text cell) where the reference's passes the columns as they are, and the app's process turns each "
+            "line into text and writes it with its CRLF. The plan: profile the cells in SQL, and let the SQL "
+            "path write COPY's bytes to the file without making a str of each line.")
 
 
 def _version(package: str) -> str | None:
