@@ -354,7 +354,7 @@ def summarise(app: Side, reference: Side, *, donations: int, compared: int | Non
         "How the app writes: PostgreSQL makes each CSV line (one COPY (SELECT …) TO STDOUT WITH CSV on a "
         "connection of the export's own, the cells computed in SQL), while the job's progress is written "
         "through other connections. Where the session is held to one connection (the tests), it reads in "
-        f"COPYs of {COPY_BATCH:,} donations by the export's order (index ix_donations_export_order) and writes "
+        f"COPYs of {COPY_BATCH:,} donations by the export's order and writes "
         "the progress between them.",
     ]
     if loads:

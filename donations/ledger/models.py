@@ -5,7 +5,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event, false, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import enum_column, now_utc
@@ -175,9 +175,6 @@ class Donation(db.Model):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("covered_fee >= 0", name="covered_fee_not_negative"),
         CheckConstraint("amount_refunded >= 0", name="amount_refunded_not_negative"),
-        # The donations export's order (oldest first, paid or else created): its COPYs in batches start each
-        # batch where the last ended without sorting the table again.
-        Index("ix_donations_export_order", text("coalesce(paid_at, created_at)"), "id").ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -224,8 +224,8 @@ def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
 #: Donations per COPY in the SQL path when the export's session is held to one connection (the tests). psycopg
 #: holds the connection for the whole of a COPY, so nothing else (the job's progress) may run on it until the
 #: COPY ends: the export is then made of COPYs of this many rows each, the next one starting after the last key
-#: of the one before (ix_donations_export_order serves the order and the start), each read into memory (about
-#: 20 MB) first.
+#: of the one before, each read into memory (about 20 MB) first. No index serves that order: the path is for
+#: small data, and a big table would pay for one on every gift.
 COPY_BATCH = 50_000
 
 

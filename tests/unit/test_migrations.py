@@ -1,8 +1,6 @@
 """The schema exists only through the migrations: what they build must be exactly what the models describe."""
 from __future__ import annotations
 
-import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, inspect, select
@@ -23,10 +21,6 @@ def test_migrations_build_every_table_the_models_describe(app_ctx, connection):
     assert set(db.metadata.tables) <= set(inspect(connection).get_table_names())
 
 
-# ix_donations_export_order is an expression index made on PostgreSQL only (ddl_if), which SQLite could not
-# reflect anyway: autogenerate says it skips it there. On PostgreSQL it is compared like every other index.
-@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index "
-                            "'ix_donations_export_order'; dialect 'sqlite':UserWarning")
 def test_migrated_schema_matches_the_models(app_ctx, connection):
     assert schema_diff(connection, app_ctx) == []
 
