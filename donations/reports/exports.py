@@ -6,7 +6,7 @@ from datetime import timezone
 from decimal import Decimal, InvalidOperation
 from typing import Iterator
 
-from sqlalchemy import Date, Numeric, String, and_, case, cast, exists, func, literal, null, or_, select
+from sqlalchemy import Date, Engine, Numeric, String, and_, case, cast, exists, func, literal, null, or_, select, tuple_
 
 from ..campaigns.models import Campaign
 from .replica import reads
@@ -92,9 +92,12 @@ def donation_cells(params: ExportParams) -> Iterator[list]:
 
 
 # -- the same CSV built by PostgreSQL -------------------------------------------------------------------
-# Python's per-cell formatting made the export ten times slower than PostgreSQL's COPY; these expressions
-# make each CSV line in SQL instead, byte for byte what csv_cell and csv.writer write for donation_cells
-# (tests/functional/test_export_fast_path.py compares the two).
+# Python's per-cell formatting made the export ten times slower than PostgreSQL's COPY. These expressions
+# compute each cell in SQL, and COPY … TO STDOUT WITH CSV writes the lines (its quoting in C is csv.writer's
+# QUOTE_MINIMAL: a cell holding a comma, a quote, CR or LF is quoted, quotes doubled), byte for byte what
+# csv_cell and csv.writer write for donation_cells (tests/functional/test_export_fast_path.py compares the two).
+# COPY writes "" for an empty text and nothing for NULL, where csv.writer writes nothing for both: every cell
+# that can be empty is NULL instead.
 
 #: An exchange rate whose str(Decimal(text)) is what PostgreSQL's numeric prints: plain digits at least
 #: 1e-6 (smaller ones Python writes as 1E-7). Rates in any other form send the export down the Python path.
@@ -102,16 +105,13 @@ _PLAIN_RATE = r"^[0-9]+(\.[0-9]+)?$"
 
 
 def _sql_text(column):
-    """registry.text_cell, then csv.writer's QUOTE_MINIMAL (quoted when holding the delimiter, a quote, CR
-    or LF; quotes doubled); NULL as nothing. The checks read the stored text, as defusing only adds a ' in
-    front and CR becomes LF: most cells need neither and cost four strpos and an ascii."""
+    """registry.text_cell: a leading = + - @ tab or CR gets a ' in front, CR LF and CR become LF; empty as
+    NULL. The checks read the stored text: most cells need neither and cost one strpos and one ascii."""
     value = cast(column, String)
-    special = or_(*(func.strpos(value, char) > 0 for char in (",", '"', "\n", "\r")))
+    one_line_end = case(
+        (func.strpos(value, "\r") > 0, func.replace(func.replace(value, "\r\n", "\n"), "\r", "\n")), else_=value)
     formula = func.ascii(value).in_([ord(char) for char in FORMULA_STARTS])  # an int: no substring made
-    defused = case((formula, literal("'") + value), else_=value)
-    one_line_end = func.replace(func.replace(defused, "\r\n", "\n"), "\r", "\n")
-    quoted = literal('"') + func.replace(one_line_end, '"', '""') + '"'
-    return func.coalesce(case((special, quoted), (formula, literal("'") + value), else_=value), "")
+    return func.nullif(case((formula, literal("'") + one_line_end), else_=one_line_end), "")
 
 
 def _sql_money(amount, currency, exponents: dict[str, int]):
@@ -119,17 +119,17 @@ def _sql_money(amount, currency, exponents: dict[str, int]):
     (PostgreSQL's product has the sum of its factors' scales), so 2500 EUR is 25.00, -5 is -0.05, JPY 2500."""
     factor = case({code: Decimal(f"1e-{places}") if places else Decimal(1) for code, places in exponents.items()},
                   value=currency)
-    return func.coalesce(cast(cast(amount, Numeric) * factor, String), "")
+    return cast(cast(amount, Numeric) * factor, String)
 
 
 def _sql_utc(moment):
     """registry.utc_text: ISO 8601 in UTC with a Z, microseconds only when there are some."""
     text = func.to_char(func.timezone("UTC", moment), 'YYYY-MM-DD"T"HH24:MI:SS.US')
-    return func.coalesce(func.replace(text, ".000000", "") + "Z", "")
+    return func.replace(text, ".000000", "") + "Z"  # NULL stays NULL
 
 
 def _sql_date(day):
-    return func.coalesce(func.to_char(day, "YYYY-MM-DD"), "")  # not ::text, which follows DateStyle
+    return func.to_char(day, "YYYY-MM-DD")  # not ::text, which follows DateStyle
 
 
 def _odd_rate():
@@ -141,9 +141,9 @@ def _odd_rate():
 
 
 def donation_csv_lines(params: ExportParams) -> Iterator[str] | None:
-    """donation_cells' rows as finished CSV lines (no line end) made by PostgreSQL, one text column per row
-    through a server-side cursor; None when a row holds something only the Python path writes exactly (an
-    exchange rate not in plain digits, a currency code not spelt as Babel spells it)."""
+    """donation_cells' rows as finished CSV lines (no line end) written by PostgreSQL's COPY; None when a
+    row holds something only the Python path writes exactly (an exchange rate not in plain digits, a
+    currency code not spelt as Babel spells it)."""
     where = _donations_in(params)
     # One pass first: the currencies to look up, and whether any rate needs Python.
     seen = reads().execute(
@@ -163,7 +163,7 @@ def donation_csv_lines(params: ExportParams) -> Iterator[str] | None:
 
 def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
     settled = func.coalesce(func.nullif(Donation.settlement_currency, ""), Donation.currency)
-    # The payout made CSV text inside its subquery: evaluated once per row, not once per use in _sql_text.
+    # The payout made a CSV cell inside its subquery: run once per row, not once per use in _sql_text.
     payout = (
         select(_sql_text(Payout.stripe_payout_id)).join(LedgerLine, LedgerLine.payout_id == Payout.id)
         .where(LedgerLine.donation_id == Donation.id, LedgerLine.kind == LineKind.GIFT)
@@ -182,20 +182,67 @@ def _donation_lines(where, exponents: dict[str, int]) -> Iterator[str]:
         _sql_money(Donation.amount_refunded, Donation.currency, exponents), _sql_text(Campaign.slug),
         _sql_text(Donation.article_url), _sql_text(Donation.stripe_payment_intent_id),
         _sql_text(Donation.stripe_invoice_id), _sql_text(Donation.stripe_subscription_id),
-        _sql_text(Donation.receipt_number), func.coalesce(payout, ""), func.coalesce(Donation.settlement_currency, ""),
-        func.coalesce(rate, ""), _sql_date(Donation.booked_on),
+        _sql_text(Donation.receipt_number), payout, func.nullif(Donation.settlement_currency, ""),
+        rate, _sql_date(Donation.booked_on),
         _sql_text(case((Donation.booked_on.is_not_distinct_from(paid_day), null()), else_=Donation.booking_note)),
     ]
     query = (
-        select(func.concat_ws(",", *cells))
+        select(*(cell.label(f"c{i}") for i, cell in enumerate(cells)))
         .join_from(Donation, Supporter, Donation.supporter_id == Supporter.id)
         .outerjoin(Campaign, Donation.campaign_id == Campaign.id)
         .where(*where)
         .order_by(_donation_time, Donation.id)
-        .execution_options(yield_per=5000)
     )
-    with reads().connection().execute(query) as result:
-        yield from result.scalars()
+    bind = reads().get_bind()
+    if isinstance(bind, Engine):
+        # A connection of the export's own, on which nothing else runs: one COPY, streamed, where PostgreSQL
+        # scans and joins the tables once and sorts (the job's progress goes through other connections).
+        with bind.connect() as own:
+            own.exec_driver_sql("SET LOCAL jit = off")  # compiling the cells' expressions costs more than it saves
+            yield from _copy_lines(own, query)
+        return
+    # The session is held to one connection (the tests bind every session to theirs), which psycopg holds
+    # for the whole of a COPY, while the job's progress writes would need it: COPYs of COPY_BATCH donations.
+    connection = reads().connection()
+    # The plan's cost (a subquery per row) calls for JIT compiling, which each COPY would do again for its
+    # batch: seconds of compiling for a batch that takes less than that to run.
+    connection.exec_driver_sql("SET LOCAL jit = off")
+    query = query.limit(COPY_BATCH)
+    after = None
+    while True:
+        batch = query if after is None else query.where(tuple_(_donation_time, Donation.id) > tuple_(*after))
+        lines = list(_copy_lines(connection, batch))
+        # Yielded once the COPY is over: whoever consumes the lines (run_export's progress writes) may use the
+        # connection again.
+        yield from lines
+        if len(lines) < COPY_BATCH:
+            return
+        last_id = int(lines[-1].split(",", 1)[0])  # the first cell, the donation's id, is plain digits
+        after = (connection.scalar(select(_donation_time).where(Donation.id == last_id)), last_id)
+
+
+#: Donations per COPY in the SQL path when the export's session is held to one connection (the tests). psycopg
+#: holds the connection for the whole of a COPY, so nothing else (the job's progress) may run on it until the
+#: COPY ends: the export is then made of COPYs of this many rows each, the next one starting after the last key
+#: of the one before, each read into memory (about 20 MB) first. No index serves that order: the path is for
+#: small data, and a big table would pay for one on every gift.
+COPY_BATCH = 50_000
+
+
+def _copy_lines(connection, query) -> Iterator[str]:
+    """The query's rows as CSV lines (no line end) written by COPY … WITH CSV."""
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    # COPY, not a cursor: the rows come without FETCH round trips and COPY quotes them in C. psycopg binds the
+    # parameters client-side, as COPY needs.
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        # "with": a writer that stops early (an error, a closed download) cancels the COPY at once.
+        with cursor.copy(f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')",
+                         compiled.params) as copy:
+            for row in copy:  # one row per message, ending in LF: the writer adds CRLF
+                yield str(row[:-1], "utf-8")
+    finally:
+        cursor.close()
 
 
 def _donation_sheet(row: list) -> str:

@@ -47,6 +47,10 @@ def sql_csv(params: ExportParams) -> str:
 @pytest.fixture
 def awkward(app_ctx, postgres):
     """Donations with every kind of value the export has to write."""
+    return add_awkward()
+
+
+def add_awkward() -> list[Donation]:
     campaign = default_campaign()
     payout = Payout(stripe_payout_id="po_Awkward1", amount=1, currency="EUR", status="paid",
                     created=utc(2026, 5, 1), arrival_date=date(2026, 5, 3))
@@ -138,3 +142,76 @@ def test_a_currency_stored_other_than_babel_spells_it_sends_the_export_down_the_
     write_csv(DONATIONS, out, YEAR)
     assert ",jpy," in out.getvalue()
     assert out.getvalue() == python_csv(YEAR)
+
+
+@pytest.mark.parametrize("batch", [1, 3, len(AWKWARD_TEXTS), len(AWKWARD_TEXTS) + 1])
+def test_copies_in_batches_keep_the_order_and_every_row_once(awkward, monkeypatch, batch):
+    # Two more at the very moment of another (ties in the order's time, broken by id) and one unpaid created
+    # then: a batch that ends inside a tie must start the next one at the right donation.
+    for donation in awkward[:2]:
+        db.session.add(Donation(supporter=donation.supporter, amount=500, currency="EUR", frequency=Frequency.ONE_OFF,
+                                paid_at=awkward[2].paid_at,
+                                booked_on=awkward[2].booked_on, status=DonationStatus.SUCCEEDED,
+                                created_at=utc(2026, 1, 5)))
+    db.session.add(Donation(supporter=awkward[0].supporter, amount=700, currency="EUR", frequency=Frequency.MONTHLY,
+                            status=DonationStatus.PENDING, created_at=awkward[2].paid_at))
+    db.session.flush()
+    monkeypatch.setattr("donations.reports.exports.COPY_BATCH", batch)
+
+    assert sql_csv(YEAR) == python_csv(YEAR)
+    assert len(list(csv.reader(io.StringIO(sql_csv(YEAR))))) == 1 + len(AWKWARD_TEXTS) + 3
+
+
+def test_progress_is_written_between_copies_on_the_copys_own_connection(awkward, monkeypatch):
+    # The tests bind every session to one connection, as a progress write sharing the export's would: it must
+    # wait for the end of a COPY (psycopg refuses a statement in the middle of one).
+    from sqlalchemy import select as select_
+
+    monkeypatch.setattr("donations.reports.exports.COPY_BATCH", 4)
+    seen = []
+
+    def progress(done: int) -> None:
+        seen.append((done, db.session.scalar(select_(db.func.count()).select_from(Donation))))
+
+    out = io.StringIO()
+    count = write_csv(DONATIONS, out, YEAR, progress, every=2)
+
+    assert count == len(AWKWARD_TEXTS)
+    assert [done for done, _ in seen] == list(range(2, count + 1, 2))
+    assert out.getvalue() == python_csv(YEAR)
+
+
+def test_one_copy_on_a_connection_of_its_own_while_progress_is_written_on_others(postgres, committing_app,
+                                                                                monkeypatch):
+    # Outside the tests' one connection, the export takes a connection of its own for a single COPY; the
+    # progress callback uses the app's session (another connection) in the middle of it.
+    from donations.reports import exports
+
+    copies = []
+    copy_lines = exports._copy_lines
+
+    def spied(connection, query):
+        copies.append(connection.connection.driver_connection)
+        return copy_lines(connection, query)
+
+    monkeypatch.setattr(exports, "_copy_lines", spied)
+    monkeypatch.setattr(exports, "COPY_BATCH", 2)  # were it batched, there would be several COPYs
+    with committing_app.app_context():
+        add_awkward()
+        db.session.commit()
+        seen = []
+
+        progress_connections = set()
+
+        def progress(done: int) -> None:
+            seen.append((done, db.session.scalar(db.select(db.func.count()).select_from(Donation))))
+            progress_connections.add(db.session.connection().connection.driver_connection)
+
+        out = io.StringIO()
+        count = write_csv(DONATIONS, out, YEAR, progress, every=2)
+
+        assert count == len(AWKWARD_TEXTS)
+        assert seen[0] == (2, len(AWKWARD_TEXTS))  # written while the COPY was still running
+        assert [done for done, _ in seen] == list(range(2, count + 1, 2))
+        assert out.getvalue() == python_csv(YEAR)
+        assert len(copies) == 1 and copies[0] not in progress_connections
