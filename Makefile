@@ -30,7 +30,7 @@ test: install
 # Benchmarks against PostgreSQL (DATABASE_URL, a database of its own) with wrk and aiosmtpd: `make bench` seeds
 # 1,000,000 donations once (kept for later runs), runs every measurement and writes docs/benchmarks.md and .json;
 # `make bench-smoke` (CI) runs the same harness on 10,000 donations with tiny sizes, without judging any figure.
-BENCH_MEASUREMENTS ?= embed queries renewals outbox
+BENCH_MEASUREMENTS ?= embed queries export renewals outbox
 BENCH_SMOKE_OUTPUT ?= instance/bench-smoke/benchmarks.json
 
 bench: install wrk bench-database

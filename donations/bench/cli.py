@@ -12,6 +12,11 @@ from .results import ROOT
 
 bench = AppGroup("bench", help="Benchmarks: the app side by side with a reference (make bench).")
 
+#: Every measurement writes its section into the same results file.
+output_option = click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=ROOT / "docs" / "benchmarks.json",
+    show_default="docs/benchmarks.json", help="The JSON results file; the Markdown page is written beside it (.md).")
+
 
 def _postgres_version() -> str:
     """PostgreSQL's version; refuses any other database, whose figures would say nothing about production."""
@@ -48,9 +53,7 @@ def _require_wrk() -> None:
               help="Measure only the targets whose name holds TEXT (and their references); repeatable.")
 @click.option("--smoke", is_flag=True,
               help="Check that the harness works: 1 s per target, 1 run, no verdicts (CI).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
-              help="The JSON results file; the Markdown page is written beside it (.md).")
+@output_option
 def embed(seconds, runs, connections, warmup, only, smoke, output):
     """Embed traffic versus an empty Flask route under the same gunicorn settings (issue 7: ratio >= 0.8)."""
     from . import embed as measurement
@@ -127,9 +130,7 @@ def seed(donations, supporters, seed_, force, keep):
               help="Distinct search terms per kind, drawn from the supporters and repeated.")
 @click.option("--smoke", is_flag=True, help="Check that the harness works: 3 requests per kind, 1 run, no verdicts.")
 @click.option("--no-explain", is_flag=True, help="Leave out EXPLAIN ANALYZE of each page's slowest query.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
-              help="The JSON results file; the Markdown page is written beside it (.md).")
+@output_option
 def queries(requests_, runs, terms, smoke, no_explain, output):
     """Staff dashboard and supporter search, p50 and p95 (issue 9: 300 ms and 50 ms at 1M donations)."""
     from . import queries as measurement
@@ -163,9 +164,7 @@ def queries(requests_, runs, terms, smoke, no_explain, output):
 @click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs of each side, alternating; the figures are their medians.")
 @click.option("--smoke", is_flag=True, help="Check that the harness works: 200 receipts, 1 run, no verdict (CI).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
-              help="The JSON results file; the Markdown page is written beside it (.md).")
+@output_option
 def outbox(count, runs, smoke, output):
     """Receipts sent by the outbox's sender versus plain smtplib over one connection (issue 9: ratio >= 0.5)."""
     from . import outbox as measurement
@@ -200,9 +199,7 @@ def outbox(count, runs, smoke, output):
 @click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Runs of the app and of the empty route, in turn; the figures are their medians.")
 @click.option("--smoke", is_flag=True, help="Check that the harness works: 200 events, 1 run, no verdicts (CI).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
-              help="The JSON results file; the Markdown page is written beside it (.md).")
+@output_option
 def renewals(events, clients, runs, smoke, output):
     """Renewal day: signed invoice.paid events from concurrent clients, booked exactly once (issue 9)."""
     from ..extensions import db
@@ -242,9 +239,7 @@ def renewals(events, clients, runs, smoke, output):
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where both files are written while compared (EXPORT_DIR of the app's side); "
                    "default: instance/bench/export. Emptied of CSV files afterwards.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=ROOT / "docs" / "benchmarks.json", show_default="docs/benchmarks.json",
-              help="The JSON results file; the Markdown page is written beside it (.md).")
+@output_option
 def export(runs, smoke, work_dir, output):
     """Every donation to CSV by the app's export job versus PostgreSQL's COPY (issue 9: at most 2x, < 200 MB)."""
     from ..extensions import db
