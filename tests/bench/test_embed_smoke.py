@@ -7,33 +7,20 @@ both files were written.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 from donations.bench.embed import TARGETS
-from donations.bench.results import ROOT
+from tests.bench.conftest import bench_env, run_bench
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def wrk():
-    if not shutil.which("wrk"):
-        pytest.skip("needs wrk (apt-get install wrk); .ci/run installs it")
-
-
 def test_smoke_run_loads_every_target_and_writes_both_results_files(postgres, committing_app, wrk, tmp_path):
     output = tmp_path / "benchmarks.json"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STRIPE_", "SMTP_", "FLASK_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
-    env["DATABASE_URL"] = committing_app.config["SQLALCHEMY_DATABASE_URI"]
+    env = bench_env(committing_app.config["SQLALCHEMY_DATABASE_URI"])
 
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "embed", "--smoke",
-                           "--output", str(output)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_bench(env, "embed", "--smoke", "--output", str(output), timeout=300)
 
     assert done.returncode == 0, done.stdout + done.stderr
     section = json.loads(output.read_text())["sections"]["embed"]
@@ -52,12 +39,9 @@ def test_smoke_run_loads_every_target_and_writes_both_results_files(postgres, co
 
 
 def test_the_benchmark_refuses_sqlite_with_a_clear_message(wrk, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "SMTP_", "FLASK_"))}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'bench.sqlite3'}", DONATIONS_ENV="development")
+    env = bench_env(f"sqlite:///{tmp_path / 'bench.sqlite3'}") | {"DONATIONS_ENV": "development"}
 
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "embed", "--smoke",
-                           "--output", str(tmp_path / "b.json")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = run_bench(env, "embed", "--smoke", "--output", str(tmp_path / "b.json"), timeout=120)
 
     assert done.returncode == 2
     assert "the benchmarks run against PostgreSQL" in done.stderr

@@ -7,31 +7,21 @@ each side, every outbox row was sent, nothing the benchmark queued stays behind,
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import func, select
 
-from donations.bench.results import ROOT
 from donations.extensions import db
 from donations.mail import outbox
 from donations.mail.models import OutboxEmail
+from tests.bench.conftest import bench_env, run_bench
 
 pytestmark = pytest.mark.slow
 
 
-def bench_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STRIPE_", "SMTP_", "FLASK_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
-    env["DATABASE_URL"] = database_url
-    return env
-
-
 def run_outbox_bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "outbox", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return run_bench(env, "outbox", *args)
 
 
 def test_smoke_run_sends_exactly_200_receipts_each_way_and_writes_both_results_files(postgres, committing_app,

@@ -4,17 +4,15 @@ files written, the bench staff user gone afterwards. No timing is asserted: the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
 
 from donations.bench import queries
 from donations.bench import seed as seeding
-from donations.bench.results import ROOT
 from donations.extensions import db
+from tests.bench.conftest import bench_env, run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +34,7 @@ def seeded(postgres, committing_app):
 
 
 def run_queries(app, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STRIPE_", "SMTP_", "FLASK_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
-    env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "queries", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return run_bench(bench_env(app.config["SQLALCHEMY_DATABASE_URI"]), "queries", *args)
 
 
 def scalar(app, sql: str, **params):

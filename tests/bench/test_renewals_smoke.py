@@ -7,10 +7,6 @@ donation and one receipt per event, nothing of the run left in the database.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -18,27 +14,17 @@ from sqlalchemy import func, select
 
 from donations.bench import renewals
 from donations.bench.load import GUNICORN_SETTINGS
-from donations.bench.results import ROOT
 from donations.extensions import db
 from donations.ledger.models import Donation, RecurringDonation, StripeEvent, Supporter
+from tests.bench.conftest import bench_env, run_bench
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def wrk():
-    if not shutil.which("wrk"):
-        pytest.skip("needs wrk (apt-get install wrk); .ci/run installs it")
-
-
 def test_smoke_run_books_every_event_once_and_writes_the_section(postgres, committing_app, wrk, tmp_path):
     output = tmp_path / "benchmarks.json"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STRIPE_", "SMTP_", "FLASK_")) and k not in ("DATABASE_URL", "DONATIONS_ENV")}
-    env["DATABASE_URL"] = committing_app.config["SQLALCHEMY_DATABASE_URI"]
-
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "bench", "renewals", "--smoke",
-                           "--output", str(output)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_bench(bench_env(committing_app.config["SQLALCHEMY_DATABASE_URI"]), "renewals", "--smoke",
+                     "--output", str(output))
 
     assert done.returncode == 0, done.stdout + done.stderr
     section = json.loads(output.read_text())["sections"]["renewals"]
