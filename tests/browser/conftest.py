@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,7 +25,6 @@ from werkzeug.serving import make_server
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SCHEMA = "browser_tests"
-
 
 
 def skip_without_chromium() -> None:
@@ -84,8 +87,54 @@ def _database_url(tmp_path_factory) -> tuple[str, str | None]:
     return f"{postgres}{separator}options=-csearch_path%3D{SCHEMA}", postgres
 
 
+@dataclass
+class Mailbox:
+    """The live app's SMTP server (aiosmtpd on loopback). ``deliver()`` runs the outbox as the scheduler would
+    and returns the emails that arrived since the last call, parsed."""
+
+    host: str
+    port: int
+    received: list = field(default_factory=list)
+    seen: int = 0
+
+    def deliver(self, app) -> list[EmailMessage]:
+        from donations.mail.sender import send_due
+
+        with app.app_context():
+            send_due()
+        new, self.seen = self.received[self.seen:], len(self.received)
+        return [BytesParser(policy=default).parsebytes(envelope.content) for envelope in new]
+
+
 @pytest.fixture(scope="session")
-def live_app(publisher, tmp_path_factory):
+def mail_server():
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield Mailbox("127.0.0.1", port, received)
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(mail_server, live_app):
+    """The emails of this test only: what earlier tests left in the outbox is sent and forgotten first."""
+    mail_server.deliver(live_app[0])
+    return mail_server
+
+
+@pytest.fixture(scope="session")
+def live_app(publisher, mail_server, tmp_path_factory):
     """The app on a real port, its database built by the migrations; yields (app, origin)."""
     from flask_migrate import upgrade
 
@@ -98,6 +147,7 @@ def live_app(publisher, tmp_path_factory):
     origin = f"http://127.0.0.1:{server.server_port}"
     config = TestConfig(environ={**os.environ, "PUBLIC_URL": origin, "ALLOWED_ORIGINS": publisher.origin},
                         instance_path=str(tmp_path_factory.mktemp("browser-instance")))
+    config.SMTP_URL = f"smtp://{mail_server.host}:{mail_server.port}"
     config.SQLALCHEMY_DATABASE_URI = url
     app = create_app(config)
     with app.app_context():
