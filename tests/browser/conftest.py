@@ -23,7 +23,8 @@ from sqlalchemy import create_engine, delete, text
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: Where a failing browser test leaves its screenshots and console logs (.ci/run names one folder per database).
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
 SCHEMA = "browser_tests"
 
 
@@ -249,7 +250,7 @@ def new_context(browser, request):
     yield make
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^\w.-]+", "_", request.node.name)
         for index, (page, log) in enumerate(logs.items()):
             stem = ARTIFACTS / f"{name}-{index}"
