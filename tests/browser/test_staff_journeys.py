@@ -39,7 +39,9 @@ def clean(live_app, campaigns, publisher):
         ConsentRecord,
         Donation,
         LedgerLine,
+        Payout,
         ReceiptSequence,
+        RecurringChange,
         RecurringDonation,
         Refund,
         StripeEvent,
@@ -53,9 +55,9 @@ def clean(live_app, campaigns, publisher):
     with live_app[0].app_context():
         # Table deletes on the connection: the ORM refuses to delete audit entries (the log is append-only).
         connection = db.session.connection()
-        for model in (ExportChunk, ExportJob, AuditEntry, StaffSession, StaffUser, LedgerLine, Refund, AskCount,
-                      OutboxEmail, Donation, RecurringDonation, CheckoutAttempt, ConsentRecord, Supporter, Article,
-                      StripeEvent, SandboxObject, ReceiptSequence):
+        for model in (ExportChunk, ExportJob, AuditEntry, StaffSession, StaffUser, LedgerLine, Payout, Refund,
+                      AskCount, OutboxEmail, RecurringChange, Donation, RecurringDonation, CheckoutAttempt,
+                      ConsentRecord, Supporter, Article, StripeEvent, SandboxObject, ReceiptSequence):
             connection.execute(delete(model.__table__))
         db.session.commit()
 
