@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -234,7 +234,7 @@ def test_accountant_downloads_the_quarters_ledger_as_csv_and_xlsx_and_cannot_ref
     app, origin = live_app
     campaigns("default")
     gift_id, _ = books_with_a_refund(app)
-    today = date.today()
+    today = datetime.now(timezone.utc).date()  # the books' days are UTC days
     start = quarter_start(today)
     books = ledger_in_db(app, start, today)
     with app.app_context():
