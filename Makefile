@@ -27,6 +27,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# The README's screenshots (docs/screenshots/*.png), taken in Chromium from the app as the browser tests run it.
+.PHONY: screenshots
+screenshots: install
+	SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser/test_screenshots.py -q
+
 # Benchmarks against PostgreSQL (DATABASE_URL, a database of its own) with wrk and aiosmtpd: `make bench` seeds
 # 1,000,000 donations once (kept for later runs), runs every measurement and writes docs/benchmarks.md and .json;
 # `make bench-smoke` (CI) runs the same harness on 10,000 donations with tiny sizes, without judging any figure.

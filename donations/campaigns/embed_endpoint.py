@@ -100,7 +100,7 @@ class EmbedEndpoint:
         if cached is None:
             return None
         body, etag = cached
-        headers = [("Cache-Control", "public, max-age=60"), ("ETag", f'"{etag}"'),
+        headers = [("Cache-Control", views.campaigns_cache_control(self.app)), ("ETag", f'"{etag}"'),
                    ("Access-Control-Allow-Origin", "*")]
         if environ.get("HTTP_IF_NONE_MATCH") and parse_etags(environ["HTTP_IF_NONE_MATCH"]).contains_weak(etag):
             return "304 NOT MODIFIED", [*headers, *self.security], b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -86,6 +87,13 @@ def cached_campaigns_json(app, locale: str, currency: str | None) -> tuple[bytes
     return None
 
 
+def campaigns_cache_control(app) -> str:
+    """campaigns.json's Cache-Control: browsers and CDNs keep it as long as each process does
+    (EMBED_CACHE_SECONDS), then revalidate with the ETag, so a staff edit shows everywhere within that time,
+    also to a reader (or the editor) who reloads the article. A fixed minute here kept the old ask on reload."""
+    return f"public, max-age={math.ceil(app.config['EMBED_CACHE_SECONDS'])}"
+
+
 def _campaigns_json(locale: str, currency: str | None) -> tuple[bytes, str]:
     seconds = current_app.config["EMBED_CACHE_SECONDS"]
     app = current_app._get_current_object()
@@ -119,7 +127,8 @@ def embed_campaigns():
         return response
     # Headers as plain strings and the conditional check by hand: werkzeug's helpers for both cost more than
     # the rest of this view, which runs on every article view that no CDN answers.
-    headers = {"Cache-Control": "public, max-age=60", "ETag": f'"{etag}"', "Access-Control-Allow-Origin": "*"}
+    headers = {"Cache-Control": campaigns_cache_control(current_app), "ETag": f'"{etag}"',
+               "Access-Control-Allow-Origin": "*"}
     if request.if_none_match.contains_weak(etag):
         return Response(status=304, headers=headers)
     return Response(body, mimetype="application/json", headers=headers)

@@ -168,10 +168,23 @@ def test_a_campaign_without_goal_has_no_progress(client):
 def test_answer_is_public_cacheable_and_open_to_every_origin(client):
     response = client.get("/embed/v1/campaigns.json?locale=en", headers={"Origin": "https://anyone.example"})
 
-    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert response.headers["Cache-Control"] == "public, max-age=0"  # tests: EMBED_CACHE_SECONDS = 0
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert response.headers["ETag"].startswith('"')
     assert response.mimetype == "application/json"
+
+
+@pytest.mark.parametrize(("seconds", "header"), [(5, "public, max-age=5"), (0.5, "public, max-age=1")])
+def test_browsers_keep_the_answer_no_longer_than_each_process_does(client, monkeypatch, seconds, header):
+    # A fixed minute here let a reader, or the staff member who had just edited the ask, reload the article and
+    # still see the old copy (found in Chromium, tests/browser/test_staff_journeys.py).
+    monkeypatch.setitem(client.application.config, "EMBED_CACHE_SECONDS", seconds)
+    monkeypatch.setattr(views, "_embed_cache", {})
+
+    first = client.get("/embed/v1/campaigns.json?locale=en")
+    again = client.get("/embed/v1/campaigns.json?locale=en")  # from the process's cache
+
+    assert first.headers["Cache-Control"] == again.headers["Cache-Control"] == header
 
 
 def test_unchanged_answer_is_304_and_a_change_gives_a_new_etag(client):
