@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from tests.browser.conftest import skip_without_chromium
 
 skip_without_chromium()  # before the app and the database are set up for nothing
+expect = pytest.importorskip("playwright.sync_api").expect  # waits for what a page shows after a click
 
 SLUG = "readers"
 ARTICLE = "/news/river-towns.html"
@@ -151,7 +152,7 @@ def test_reader_gives_from_the_article_and_is_thanked_there_with_one_receipt(con
     assert ask(page).get_by_role("button").count() == 0  # no ask, no amounts: the reader has given
     # ... and it stays so on the next visit (the publisher's own localStorage, no cookie).
     page.reload()
-    assert ask(page).get_by_role("region", name="Thank you").is_visible()
+    expect(ask(page).get_by_role("region", name="Thank you")).to_be_visible()
     the_ask_is_counted(app)
 
     with app.app_context():
@@ -190,8 +191,8 @@ def test_declined_card_says_so_at_the_card_field_books_nothing_and_another_card_
     pay(page, "4000 0000 0000 0002", "Donate €25.00")
 
     error = page.get_by_role("alert")
-    assert error.is_visible()
-    assert "declined" in error.inner_text()
+    expect(error).to_contain_text("Your card was declined")  # the page after the POST, with its message
+    expect(error).to_be_visible()
     card = page.get_by_label("Card number")
     # The message is tied to the card field (read out with it) and the reader is still on the checkout,
     # with the field there to try another card.
@@ -274,8 +275,8 @@ def test_monthly_supporter_renews_then_changes_the_amount_and_cancels_from_the_r
     gift.get_by_text("Change amount or frequency").click()
     gift.get_by_label("Amount (EUR)").fill("15")
     gift.get_by_role("button", name="Save").click()
-    page.wait_for_url(manage_url)
-    assert page.get_by_text("From the next payment on, you give €15.00 every month.").is_visible()
+    expect(page.get_by_text("From the next payment on, you give €15.00 every month.")).to_be_visible()
+    assert page.url == manage_url
     assert "€15.00 every month" in gift.inner_text()
     with app.app_context():
         assert db.session.get(RecurringDonation, recurring_id).amount == 1500
@@ -289,8 +290,8 @@ def test_monthly_supporter_renews_then_changes_the_amount_and_cancels_from_the_r
     # -- cancel now
     page.reload()
     gift.get_by_role("button", name="Cancel now").click()
-    page.wait_for_url(manage_url)
-    assert page.get_by_text("Your gift is cancelled. We have sent you a confirmation.").is_visible()
+    expect(page.get_by_text("Your gift is cancelled. We have sent you a confirmation.")).to_be_visible()
+    assert page.url == manage_url
     assert gift.get_attribute("data-status") == "canceled"
     assert gift.get_by_role("button", name="Cancel now").count() == 0
     with app.app_context():
