@@ -172,7 +172,7 @@ def test_reader_gives_from_the_article_and_is_thanked_there_with_one_receipt(con
     assert receipt_number in receipt["Subject"]
     text = body(receipt)
     assert f"Receipt number: {receipt_number}" in text
-    assert "Amount:         €50.00" in text
+    assert re.search(r"^Amount:\s+€50\.00$", text, re.M)
     assert mailbox.deliver(app) == []  # running the outbox again sends nothing more
 
 
@@ -264,7 +264,7 @@ def test_monthly_supporter_renews_then_changes_the_amount_and_cancels_from_the_r
     (renewal_receipt,) = mailbox.deliver(app)
     assert renewal_receipt["To"] == "cy@example.com"
     text = body(renewal_receipt)
-    assert renewed[1][1] in text and "Amount:         €10.00" in text
+    assert renewed[1][1] in text and re.search(r"^Amount:\s+€10\.00$", text, re.M)
 
     # -- "Manage your donation" from the receipt
     manage_url = re.search(r"^Manage your donation.*\n(\S+)$", text, re.M).group(1)
@@ -285,7 +285,7 @@ def test_monthly_supporter_renews_then_changes_the_amount_and_cancels_from_the_r
     assert "1 invoice.paid" in advance(app, 31)
     assert [amount for amount, _ in gifts()] == [1000, 1000, 1500]
     (third_receipt,) = mailbox.deliver(app)
-    assert "Amount:         €15.00" in body(third_receipt)
+    assert re.search(r"^Amount:\s+€15\.00$", body(third_receipt), re.M)
 
     # -- cancel now
     page.reload()
