@@ -202,3 +202,159 @@ def test_staff_pages_have_no_serious_violation(context, ask, live_app, clean):
     page.locator("table tbody a[href*='/staff/donations/']").first.click()
     page.wait_for_url(re.compile(r".*/staff/donations/\d+$"))
     assert_accessible(page, "a gift's page")
+
+
+# -- the keyboard alone --------------------------------------------------------------------------------------
+
+#: What has the focus (through open shadow roots), and whether it shows: its own outline or box-shadow, or that of
+#: the label that wraps it (the ask rings the whole amount "chip").
+FOCUSED = """() => {
+  let el = document.activeElement;
+  while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+  const shows = (node) => {
+    if (!node) return false;
+    const s = getComputedStyle(node);
+    return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';
+  };
+  const name = el.labels && el.labels.length ? el.labels[0].innerText.trim()
+    : (el.getAttribute('aria-label') || el.innerText || el.value || '').trim();
+  return {tag: el.tagName.toLowerCase(), type: el.type || '', name: el.name || '', label: name,
+          checked: !!el.checked, visible: el === document.body || shows(el) || shows(el.closest('label'))};
+}"""
+
+
+def focused(page) -> dict:
+    return page.evaluate(FOCUSED)
+
+
+def tab(page, key: str = "Tab") -> dict:
+    """Presses Tab (or another key) and returns what has the focus then; fails if the focus does not show."""
+    page.keyboard.press(key)
+    now = focused(page)
+    assert now["visible"], f"no visible focus indicator on {now}"
+    return now
+
+
+def tab_to(page, predicate, limit: int = 30) -> list[dict]:
+    """Tabs until ``predicate(focused)``; returns every stop on the way (the last one included)."""
+    stops = []
+    for _ in range(limit):
+        stops.append(tab(page))
+        if predicate(stops[-1]):
+            return stops
+    raise AssertionError(f"never reached; stops: {stops}")
+
+
+def test_a_gift_from_form_to_thanks_with_the_keyboard_alone(context, ask, live_app, clean):
+    app, origin = live_app
+    page = context.new_page()
+    page.goto(f"{origin}/donate")
+
+    # The whole form in reading order, the honeypot out of reach, the amount radios one stop.
+    stops = tab_to(page, lambda f: f["tag"] == "button")
+    assert [s["name"] or s["label"] for s in stops] == [
+        "The Riverside Chronicle", "Monthly", "Yearly", "USD", "GBP", "amount", "custom_amount", "email", "name",
+        "cover_fees", "mailing_consent", "Give now"]
+    page.keyboard.press("Shift+Tab")  # back up to the amounts: Shift+Tab walks the same order backwards
+    for _ in range(5):
+        page.keyboard.press("Shift+Tab")
+    assert focused(page) | {"visible": True} == {"tag": "input", "type": "radio", "name": "amount",
+                                                  "label": "€25.00", "checked": True, "visible": True}
+    assert tab(page, "ArrowRight")["label"] == "€50.00"  # an arrow key moves the choice, as in any radio group
+    assert tab(page)["name"] == "custom_amount"
+    assert tab(page)["name"] == "email"
+    page.keyboard.type("kay@example.com")
+    assert tab(page)["name"] == "name"
+    page.keyboard.type("Kay Board")
+    assert tab(page)["name"] == "cover_fees"
+    assert tab(page)["name"] == "mailing_consent"
+    assert tab(page)["label"] == "Give now"
+    page.keyboard.press("Enter")
+
+    # The sandbox checkout: the card, the button, the way back, in that order.
+    page.wait_for_url(re.compile(r".*/sandbox/checkout/.*"))
+    stops = tab_to(page, lambda f: f["tag"] == "a" and f["label"] != "The Riverside Chronicle")
+    assert [s["name"] or s["label"] for s in stops] == [
+        "The Riverside Chronicle", "card_number", "Donate €50.00", "Cancel and go back"]
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert focused(page)["name"] == "card_number"
+    page.keyboard.type("4242 4242 4242 4242")
+    assert tab(page)["label"] == "Donate €50.00"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/thanks.*"))
+    page.locator("#donation-status[data-status=succeeded]").wait_for()
+
+    from donations.extensions import db
+    from donations.ledger.models import Donation
+
+    with app.app_context():
+        gift = db.session.scalars(select(Donation)).one()
+        assert (gift.amount, gift.currency, gift.supporter.email, gift.supporter.name) == (
+            5000, "EUR", "kay@example.com", "Kay Board")
+
+
+def test_the_inline_ask_is_reached_and_used_with_tab_and_arrows(context, campaigns, publisher, live_app):
+    campaigns("default", after_paragraph=2)
+    publisher.pages["/a11y/story.html"] = article(live_app[1])
+    page = context.new_page()
+    page.goto(publisher.origin + "/a11y/story.html")
+    open_ask(page)
+
+    # The page's own link comes after the ask, which stands after the second paragraph.
+    stops = tab_to(page, lambda f: f["tag"] == "a" and f["label"] == "Back to the top")
+    assert [s["name"] or s["label"] for s in stops] == ["amount", "Give now", "or give monthly", "Back to the top"]
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+    assert focused(page)["label"] == "€25.00"
+    assert tab(page, "ArrowLeft")["label"] == "€10.00"
+    tab(page)
+    with page.expect_navigation(url=re.compile(rf"{re.escape(live_app[1])}/donate\?.*amount=10\.00")):
+        page.keyboard.press("Enter")
+
+
+def closed_and_focus_back(page) -> None:
+    page.locator("[data-donations-ask]").wait_for(state="detached")
+    assert page.evaluate("document.activeElement === document.body")
+    # The page goes on from its start: the next Tab lands on the page's own first link.
+    assert tab(page)["label"] == "Back to the top"
+
+
+def test_the_overlay_closes_with_escape_or_its_close_button_and_gives_the_focus_back(
+        context, campaigns, publisher, live_app):
+    campaigns("default", placement=Placement.OVERLAY)
+    publisher.pages["/a11y/story.html"] = article(live_app[1])
+    page = context.new_page()
+    for close in ("Escape", "Enter", " "):
+        page.goto(publisher.origin + "/a11y/story.html")
+        open_ask(page).locator("dialog[open]").wait_for()
+        # The dialog takes the focus on its close button, visibly; while it is open the page behind is out of
+        # reach (a modal dialog makes it inert): past the dialog's last control the focus leaves the document, to
+        # the browser's own controls, and comes back to the dialog.
+        assert focused(page)["label"] == "Close" and focused(page)["visible"]
+        stops = [tab(page) for _ in range(5)]
+        assert [s["name"] or s["label"] for s in stops[:3]] == ["amount", "Give now", "or give monthly"]
+        assert stops[3]["tag"] == "body" and stops[4]["label"] == "Close"
+        page.keyboard.press(close)  # Escape anywhere in it, or Enter or Space on the close button
+        closed_and_focus_back(page)
+
+
+def test_the_banner_is_reached_by_tab_and_closes_with_escape_or_its_close_button(
+        context, campaigns, publisher, live_app):
+    campaigns("default", placement=Placement.BANNER)
+    publisher.pages["/a11y/story.html"] = article(live_app[1])
+    page = context.new_page()
+    for close in ("Escape", "Enter"):
+        page.goto(publisher.origin + "/a11y/story.html")
+        open_ask(page)
+        # After the page's own content, as it comes last in the document.
+        stops = tab_to(page, lambda f: f["label"] == "Close")
+        assert [s["name"] or s["label"] for s in stops] == ["Back to the top", "Close"]
+        assert [tab(page)["name"] or focused(page)["label"] for _ in range(3)] == [
+            "amount", "Give now", "or give monthly"]
+        if close == "Enter":
+            for _ in range(3):
+                page.keyboard.press("Shift+Tab")
+            assert focused(page)["label"] == "Close"
+        page.keyboard.press(close)
+        closed_and_focus_back(page)
