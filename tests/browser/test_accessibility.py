@@ -358,3 +358,95 @@ def test_the_banner_is_reached_by_tab_and_closes_with_escape_or_its_close_button
             assert focused(page)["label"] == "Close"
         page.keyboard.press(close)
         closed_and_focus_back(page)
+
+
+# -- labels and errors tied to their fields ------------------------------------------------------------------
+
+#: Every control a reader can reach, with its accessible name's source: its label(s), aria-label or aria-labelledby.
+CONTROLS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter((el) => el.type !== 'hidden' && el.tabIndex >= 0 && !el.closest('[aria-hidden=true]'))
+  .map((el) => ({name: el.name, id: el.id, type: el.type,
+                 label: el.labels && el.labels.length ? el.labels[0].innerText.trim()
+                        : (el.getAttribute('aria-label') || '')}))"""
+
+#: Each error message on the page, and the fields that name it.
+ERRORS = """() => Array.from(document.querySelectorAll('.errors, [role=alert][id]')).map((error) => ({
+  id: error.id, text: error.innerText.trim(),
+  fields: Array.from(document.querySelectorAll('[aria-describedby]'))
+    .filter((f) => f.getAttribute('aria-describedby').split(/\\s+/).includes(error.id))
+    .map((f) => ({name: f.name, invalid: f.getAttribute('aria-invalid')}))}))"""
+
+
+def assert_every_control_labelled(page) -> list[str]:
+    """Each control has a name, and get_by_label finds that very control by it; returns the names."""
+    controls = page.evaluate(CONTROLS)
+    assert controls, f"no controls on {page.url}"
+    for control in controls:
+        assert control["label"], f"{control} has no label on {page.url}"
+        found = page.get_by_label(control["label"], exact=True)
+        assert control["id"] in found.evaluate_all("els => els.map((e) => e.id)"), control
+    return [c["label"] for c in controls]
+
+
+def assert_errors_tied(page, expected: dict[str, str]) -> None:
+    """``expected`` maps each invalid field's name to a piece of its message: each message has an id, its field
+    names it in aria-describedby and says aria-invalid="true", and the first of them has the focus, so that a
+    screen reader reads that field and its message as the page opens."""
+    errors = {e["id"]: e for e in page.evaluate(ERRORS)}
+    tied = {f["name"]: e for e in errors.values() for f in e["fields"] if f["invalid"] == "true"}
+    assert set(tied) == set(expected), errors
+    for name, text in expected.items():
+        assert tied[name]["id"] and text in tied[name]["text"], (name, tied[name])
+    assert focused(page)["name"] == next(iter(expected))
+
+
+def test_donation_form_errors_are_tied_to_their_fields_and_the_first_takes_the_focus(context, ask, live_app, clean):
+    page = context.new_page()
+    page.goto(f"{live_app[1]}/donate")
+    assert assert_every_control_labelled(page)[-5:] == [
+        "Other amount", "Email", "Name (optional)", "Add the processing fee so that all of my gift arrives",
+        page.locator("#mailing_consent").evaluate("e => e.labels[0].innerText.trim()")]
+
+    page.get_by_label("Other", exact=True).check()
+    page.get_by_label("Other amount").fill("0.10")
+    page.get_by_label("Email", exact=True).fill("not an address")
+    page.get_by_role("button", name="Give now").click()
+    page.locator(".errors").first.wait_for()
+
+    assert_errors_tied(page, {"custom_amount": "", "email": "email"})
+    assert page.get_by_role("alert").first.inner_text() == "Please check the fields marked below."
+    assert page.get_by_label("Email", exact=True).get_attribute("aria-describedby") == "email-hint email-error"
+    # Fixed, the errors go with the page.
+    page.get_by_label("Other amount").fill("12")
+    page.get_by_label("Email", exact=True).fill("ada@example.com")
+    page.get_by_role("button", name="Give now").click()
+    page.get_by_label("Card number").wait_for()
+    assert page.locator("[aria-invalid=true]").count() == 0
+
+
+@pytest.mark.parametrize("card, message", [("4000 0000 0000 0002", "declined"), ("1234", "")])
+def test_checkout_card_errors_are_tied_to_the_card_field(context, ask, live_app, clean, card, message):
+    page = context.new_page()
+    page.goto(f"{live_app[1]}/donate")
+    page.get_by_label("Email", exact=True).fill("ada@example.com")
+    page.get_by_role("button", name="Give now").click()
+    assert assert_every_control_labelled(page) == ["Card number"]
+    assert page.get_by_label("Card number").get_attribute("aria-invalid") is None
+
+    page.get_by_label("Card number").fill(card)
+    page.get_by_role("button", name=re.compile("^Donate")).click()
+    page.get_by_role("alert").wait_for()
+
+    assert_errors_tied(page, {"card_number": message})
+    assert page.get_by_label("Card number").get_attribute("aria-describedby") == "card-hint card-error"
+
+
+def test_request_link_error_is_tied_to_the_email_field(context, live_app):
+    page = context.new_page()
+    page.goto(f"{live_app[1]}/account")
+    assert assert_every_control_labelled(page) == ["Your email address"]
+    page.get_by_label("Your email address").fill("nobody@")
+    page.get_by_role("button", name="Email me a link").click()
+    page.locator(".errors").wait_for()
+
+    assert_errors_tied(page, {"email": ""})
