@@ -87,7 +87,7 @@ def act(token: str, recurring_id: int, action: str):
             case "change":
                 form = ChangeForm()
                 if not form.validate_on_submit():
-                    return _invalid(form)
+                    return _invalid(form, field=f"amount-{recurring.id}" if form.amount.errors else None)
                 frequency = Frequency(form.frequency.data)
                 amount = Money.from_major(form.amount.data, recurring.currency)
                 check_gift(amount)
@@ -121,6 +121,8 @@ def act(token: str, recurring_id: int, action: str):
     except (MoneyError, operations.NotAllowed, GatewayError) as exc:
         db.session.rollback()
         flash(str(exc), "error")
+        if isinstance(exc, MoneyError) and action == "change":  # the amount typed: the page marks that field
+            return redirect(url_for("accounts.manage", token=token, invalid=f"amount-{recurring.id}"), code=303)
         return redirect(back, code=303)
     db.session.commit()
     flash(message, "info")
@@ -138,11 +140,13 @@ def withdraw_mailing_consent(token: str):
     return redirect(url_for("accounts.manage", token=token), code=303)
 
 
-def _invalid(form):
+def _invalid(form, field: str | None = None):
+    """Back to the page with the form's errors as a message; ``field``, the id of the input they concern, is
+    marked there (aria-invalid, the message as its description, the focus)."""
     messages = [f"{getattr(form, name).label.text}: {errors[0]}" for name, errors in form.errors.items()
                 if name != "csrf_token"] or ["This form has expired. Please try again."]
     flash(" ".join(messages), "error")
-    return redirect(url_for("accounts.manage", token=request.view_args["token"]), code=303)
+    return redirect(url_for("accounts.manage", token=request.view_args["token"], invalid=field), code=303)
 
 
 # -- GDPR: access and erasure -------------------------------------------------------------------------

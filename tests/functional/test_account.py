@@ -102,7 +102,7 @@ def emails(template: str | None = None) -> list[OutboxEmail]:
 def messages(html: str) -> list[tuple[str, str]]:
     """The flashed messages on a page, as (category, text): category "alert" for errors, "notice" else."""
     return [(category, html_lib.unescape(text)) for category, text in
-            re.findall(r'<p class="(alert|notice)" role="(?:alert|status)">(.*?)</p>', html, re.S)]
+            re.findall(r'<p class="(alert|notice)" role="(?:alert|status)"[^>]*>(.*?)</p>', html, re.S)]
 
 
 def act(client, path: str, gift_id: int, action: str, **fields):
@@ -121,8 +121,9 @@ def act_and_read(client, path: str, gift_id: int, action: str, **fields) -> list
     """Post a gift's form, follow the redirect back to the manage page and return its flashed messages."""
     response = act(client, path, gift_id, action, **fields)
     assert response.status_code == 303, response.get_data(as_text=True)
-    assert response.headers["Location"] == path
-    return messages(client.get(path).get_data(as_text=True))
+    location = response.headers["Location"]
+    assert location.split("?")[0] == path  # with ?invalid=<field id> when the message is about one field
+    return messages(client.get(location).get_data(as_text=True))
 
 
 def advance(app, days: int) -> str:
@@ -407,6 +408,21 @@ def test_bad_amount_is_a_flashed_error_and_changes_nothing(monthly, client, amou
     assert flashed == [("alert", message)]
     assert terms(gift()) == before
     assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == events  # the sandbox was not asked
+
+
+@pytest.mark.parametrize("amount", ["", "lots", "0.10"])
+def test_a_refused_amount_marks_its_field_for_assistive_technology(monthly, client, amount):
+    response = act(client, account(), monthly.id, "change", amount=amount, frequency="yearly")
+    assert response.headers["Location"] == f"{account()}?invalid=amount-{monthly.id}"
+
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    field = re.search(rf'<input type="text" id="amount-{monthly.id}"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and "autofocus" in field
+    described_by = re.search(r'aria-describedby="([^"]+)"', field).group(1)
+    assert re.search(rf'<p class="alert" role="alert" id="{described_by}">[^<]+</p>', html)
+    # Read again (the message shown once), the page marks nothing.
+    assert 'aria-invalid' not in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_change_to_one_off_or_an_unknown_frequency_is_refused(monthly, client):

@@ -49,7 +49,7 @@ def statement_id(app, supporter_id: int, year: int = 2025) -> int:
 
 
 def flashed(html: str) -> list[str]:
-    return [html_lib.unescape(text) for text in re.findall(r'<p class="(?:alert|notice)" role="(?:alert|status)">(.*?)</p>',
+    return [html_lib.unescape(text) for text in re.findall(r'<p class="(?:alert|notice)" role="(?:alert|status)"[^>]*>(.*?)</p>',
                                                             html, re.S)]
 
 

@@ -93,7 +93,7 @@
     "button{font:inherit;font-weight:600;background:#0b5cad;color:#fff;border:0;border-radius:6px;padding:.6rem 1.2rem;cursor:pointer}" +
     ".close{position:absolute;top:.5rem;right:.5rem;background:none;color:#1d1d1f;padding:.2rem .6rem;font-size:1.4rem}" +
     "a{margin-left:1rem;color:#0b5cad}progress{width:100%;height:.6rem;accent-color:#0b5cad}" +
-    "button:focus-visible,label:focus-within,a:focus-visible{outline:3px solid #f0b400;outline-offset:2px}" +
+    "button:focus-visible,label:focus-within,a:focus-visible{outline:3px solid #1d1d1f;outline-offset:2px}" +
     ".banner{position:fixed;left:0;right:0;bottom:0;z-index:2147483647;margin:0;border-radius:0;max-height:60vh;overflow:auto}" +
     "dialog{border:0;padding:0;max-width:36rem;width:calc(100% - 2rem);background:none}dialog .ask{margin:0}dialog::backdrop{background:rgba(0,0,0,.5)}";
 
@@ -185,6 +185,8 @@
       ask.classList.add("banner");
       ask.insertBefore(closer, ask.firstChild);
       closer.addEventListener("click", dismiss);
+      // Like the overlay, the banner closes with Escape while the focus is in it.
+      root.addEventListener("keydown", function (e) { if (e.key === "Escape") dismiss(); });
       root.appendChild(ask);
       document.body.appendChild(host);
     } else {
