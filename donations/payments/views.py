@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request
+from flask_babel import gettext
+
+from ..i18n import use_locale
 
 from ..ledger.models import Frequency
 from ..money import Money
@@ -22,16 +25,17 @@ def checkout(session_id: str):
     session = sandbox.get_session(session_id)
     if session is None:
         abort(404)
+    use_locale(session.get("locale"))  # the reader's language, as Stripe Checkout would speak it
     error = None
     if request.method == "POST" and session["status"] == "open":
         try:
             result = sandbox.pay(session_id, request.form.get("card_number", "")[:40])
         except sandbox.SandboxError as exc:
-            error = str(exc)
+            error = gettext(str(exc))
         else:
             if result.paid:
                 return redirect(result.redirect_url, code=303)
-            error = result.message
+            error = gettext(result.message)
         session = sandbox.get_session(session_id)
     amount = Money(session["amount_total"], session["currency"].upper())
     interval = session.get("sandbox_interval")
@@ -48,7 +52,7 @@ def portal(portal_id: str):
         try:
             return redirect(sandbox.update_card(portal_id, request.form.get("card_number", "")[:40]), code=303)
         except sandbox.SandboxError as exc:
-            error = str(exc)
+            error = gettext(str(exc))
     if not sandbox.portal_exists(portal_id):
         abort(404)
     return render_template("payments/sandbox_portal.html", error=error), 400 if error else 200
