@@ -82,11 +82,9 @@ def create_app(config: Config | None = None) -> Flask:
     @app.template_filter("longdate")
     def longdate(moment) -> str:
         """26 November 2026, in the locale of the page (or of the email being rendered, under force_locale)."""
-        from babel.dates import format_date
+        from .i18n import format_day
 
-        from .i18n import current_locale
-
-        return format_date(moment, "d MMMM y", locale=current_locale()) if moment else ""
+        return format_day(moment)
     app.wsgi_app = CountEndpoint(app, app.wsgi_app)  # the embed's beacons, answered before Flask
     # The embed script and (from this process's few seconds of cache) campaigns.json, likewise.
     app.wsgi_app = EmbedEndpoint(app, app.wsgi_app)

@@ -75,6 +75,19 @@ def current_language() -> str:
     return current_locale().split("_")[0]
 
 
+def format_day(moment, locale: str | None = None) -> str:
+    """A day as readers of ``locale`` (default: the page's or email's) write it: 26 November 2026,
+    26. November 2026, 26 novembre 2026. English keeps the day first, as the publication writes it."""
+    from babel.dates import format_date
+
+    if not moment:
+        return ""
+    locale = locale or current_locale()
+    if locale.split("_")[0] == "en":
+        return format_date(moment, "d MMMM y", locale=locale)
+    return format_date(moment, "long", locale=locale)
+
+
 def status_label(status) -> str:
     """A donation's status as the supporter's pages show it (``partially refunded``), in the page's language."""
     value = getattr(status, "value", status)
@@ -88,6 +101,13 @@ def init_app(app) -> None:
     """Template helpers: the chosen locale and language, and the translated status of a donation."""
     app.jinja_env.globals.update(current_locale=current_locale, current_language=current_language)
     app.add_template_filter(status_label, "status_label")
+
+    @app.before_request
+    def start_unchosen():
+        # Each request chooses afresh. Flask-Babel keeps its choice in ``g``, which requests share when they run
+        # inside an application context pushed beforehand (a CLI command, a test).
+        g.pop("page_locale", None)
+        refresh()
 
 
 def email_locale(*candidates: str | None) -> str:

@@ -5,14 +5,13 @@ from typing import TYPE_CHECKING
 
 from datetime import date
 
-from babel.dates import format_date
 from flask import current_app
 from flask_babel import force_locale
 
 from ..accounts.tokens import manage_url
 from ..checkout.models import CheckoutAttempt
 from ..extensions import db
-from ..i18n import current_locale, email_locale
+from ..i18n import current_locale, email_locale, format_day
 from ..money import Money
 from . import outbox
 from .attachments import describe
@@ -33,7 +32,7 @@ def _base(supporter: Supporter) -> dict:
 
 def _date(moment, locale: str | None = None) -> str:
     """A day as readers of ``locale`` (default: the email's) write it: 26 November 2026, 26. November 2026."""
-    return format_date(moment, "d MMMM y", locale=locale or current_locale()) if moment else ""
+    return format_day(moment, locale)
 
 
 def reader_locale(attempt_id: str | None) -> str:

@@ -25,18 +25,20 @@ def checkout(session_id: str):
     session = sandbox.get_session(session_id)
     if session is None:
         abort(404)
-    use_locale(session.get("locale"))  # the reader's language, as Stripe Checkout would speak it
     error = None
     if request.method == "POST" and session["status"] == "open":
         try:
             result = sandbox.pay(session_id, request.form.get("card_number", "")[:40])
         except sandbox.SandboxError as exc:
-            error = gettext(str(exc))
+            error = str(exc)
         else:
             if result.paid:
                 return redirect(result.redirect_url, code=303)
-            error = gettext(result.message)
+            error = result.message
         session = sandbox.get_session(session_id)
+    # The reader's language, as Stripe Checkout speaks it (set here, after the sandbox's own webhook deliveries).
+    use_locale(session.get("locale"))
+    error = gettext(error) if error else None  # Stripe's English words, in the reader's language
     amount = Money(session["amount_total"], session["currency"].upper())
     interval = session.get("sandbox_interval")
     every = Frequency.from_interval(interval).every if interval else None
