@@ -31,14 +31,16 @@ _LOCALE_SYNTAX = re.compile(r"[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8}){0,3}")
 #: are kept here until they have catalogues of their own.
 UI_LABELS: dict[str, dict[str, str]] = {
     "en": {"choose": N_("Choose an amount"), "other": N_("Other"), "monthly": N_("or give monthly"),
-           "close": N_("Close"), "goal_month": N_("{raised} of {goal} this month"),
+           "close": N_("Close"), "thanks": N_("Thank you"), "goal_month": N_("{raised} of {goal} this month"),
            "goal_campaign": N_("{raised} of {goal} raised")},
     "nl": {"choose": "Kies een bedrag", "other": "Ander bedrag", "monthly": "of geef maandelijks",
-           "close": "Sluiten", "goal_month": "{raised} van {goal} deze maand",
+           "close": "Sluiten", "thanks": "Bedankt", "goal_month": "{raised} van {goal} deze maand",
            "goal_campaign": "{raised} van {goal} opgehaald"},
     "es": {"choose": "Elige una cantidad", "other": "Otra", "monthly": "o dona cada mes", "close": "Cerrar",
+           "thanks": "Gracias",
            "goal_month": "{raised} de {goal} este mes", "goal_campaign": "{raised} de {goal} recaudados"},
     "it": {"choose": "Scegli un importo", "other": "Altro", "monthly": "o dona ogni mese", "close": "Chiudi",
+           "thanks": "Grazie",
            "goal_month": "{raised} di {goal} questo mese", "goal_campaign": "{raised} di {goal} raccolti"},
 }
 
