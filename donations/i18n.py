@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 from flask_babel import force_locale, get_locale, gettext, refresh
 
 #: Languages with a catalogue of their own; other locales read English words (amounts still in their format).
@@ -16,6 +16,9 @@ LANGUAGES = ["en", "de", "fr"]
 #: The names the language select shows, each in its own language.
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français"}
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+#: Where a view notes the locale of the page's subject (a supporter's saved language, an attempt's locale): in the
+#: request's own environ, which a request made in the middle of it (the sandbox's webhook deliveries) cannot touch.
+PAGE_LOCALE = "donations.page_locale"
 
 
 def _supported(value: object) -> str | None:
@@ -48,7 +51,7 @@ def select_locale() -> str:
     explicit = _supported(request.args.get("locale"))
     if explicit:
         return explicit
-    saved = _supported(g.get("page_locale"))
+    saved = _supported(request.environ.get(PAGE_LOCALE))
     if saved:
         return saved
     from .web import SUPPORTED_LOCALES
@@ -60,7 +63,7 @@ def select_locale() -> str:
 def use_locale(locale: str | None) -> None:
     """Let this request's page follow ``locale`` (a supporter's saved language, an attempt's locale), unless the
     page names one itself."""
-    g.page_locale = locale
+    request.environ[PAGE_LOCALE] = locale
     refresh()
 
 
@@ -102,12 +105,11 @@ def init_app(app) -> None:
     app.jinja_env.globals.update(current_locale=current_locale, current_language=current_language)
     app.add_template_filter(status_label, "status_label")
 
-    @app.before_request
-    def start_unchosen():
-        # Each request chooses afresh. Flask-Babel keeps its choice in ``g``, which requests share when they run
-        # inside an application context pushed beforehand (a CLI command, a test).
-        g.pop("page_locale", None)
-        refresh()
+    # Each request chooses afresh, and leaves no choice behind. Flask-Babel keeps its choice in ``g``, which
+    # requests share when they run inside one application context: a CLI command, a test, or the sandbox
+    # delivering its webhook events to the app in the middle of a reader's request.
+    app.before_request(refresh)
+    app.teardown_request(lambda exc: refresh())
 
 
 def email_locale(*candidates: str | None) -> str:
