@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install clean bench bench-smoke wrk bench-database
+.PHONY: run test install clean bench bench-smoke wrk bench-database translations translations-extract
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: install
+# Translations (donations/translations/): the .po files are the source, kept in git; the .mo files the app reads
+# are built from them here (and by tests/conftest.py for a bare pytest), never committed.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard donations/translations/*/LC_MESSAGES/messages.po))
+
+translations: $(MO_FILES)
+
+donations/translations/%/LC_MESSAGES/messages.mo: donations/translations/%/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@ -l $*
+
+# After changing a marked message: refresh messages.pot and merge it into each language's .po (then translate).
+translations-extract: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output --project=Donations --version=1.0 \
+	  --msgid-bugs-address=none -o donations/translations/messages.pot .
+	$(BIN)/pybabel update -i donations/translations/messages.pot -d donations/translations --no-location \
+	  --ignore-obsolete --no-fuzzy-matching
+
+run: install translations
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	@echo "Donations demo: http://$(HOST):$(PORT)/  (sandbox payments, emails in the outbox and the log)"
@@ -24,7 +40,7 @@ run: install
 	$(FLASK) scheduler run & \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-test: install
+test: install translations
 	$(BIN)/python -m pytest
 
 # The README's screenshots (docs/screenshots/*.png), taken in Chromium from the app as the browser tests run it.

@@ -8,7 +8,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
-from .extensions import cors, csrf, db, limiter, migrate
+from .extensions import babel, cors, csrf, db, limiter, migrate
 from .security import headers as security_headers
 from .security.logging import configure_logging
 
@@ -35,6 +35,11 @@ def create_app(config: Config | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    from . import i18n
+
+    babel.init_app(app, locale_selector=i18n.select_locale,
+                   default_translation_directories=str(i18n.TRANSLATIONS))
+    i18n.init_app(app)
     from .staff.auth import login_manager
 
     login_manager.init_app(app)
@@ -76,12 +81,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.template_filter("longdate")
     def longdate(moment) -> str:
-        """26 November 2026, in the reader's locale (Babel; strftime's %-d is not portable)."""
-        from babel.dates import format_date
+        """26 November 2026, in the locale of the page (or of the email being rendered, under force_locale)."""
+        from .i18n import format_day
 
-        from .web import request_locale
-
-        return format_date(moment, "d MMMM y", locale=request_locale()) if moment else ""
+        return format_day(moment)
     app.wsgi_app = CountEndpoint(app, app.wsgi_app)  # the embed's beacons, answered before Flask
     # The embed script and (from this process's few seconds of cache) campaigns.json, likewise.
     app.wsgi_app = EmbedEndpoint(app, app.wsgi_app)
@@ -144,20 +147,25 @@ def _refuse_nul_characters(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from flask_babel import gettext
     from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import NotFound
 
     from .web import wants_json
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_template("error.html", code=400,
-                               message="This form has expired. Please go back, reload the page and try again."), 400
+                               message=gettext("This form has expired. Please go back, reload the page and try again.")), 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if wants_json():
             return jsonify(error=exc.description), exc.code
-        return render_template("error.html", code=exc.code, message=exc.description), exc.code
+        message = exc.description
+        if isinstance(exc, NotFound) and message == NotFound.description:
+            message = gettext("There is no page at this address.")  # werkzeug's own words are for developers
+        return render_template("error.html", code=exc.code, message=message), exc.code
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
@@ -166,4 +174,4 @@ def _register_error_handlers(app: Flask) -> None:
         if wants_json():
             return jsonify(error="Something went wrong on our side. Nothing was charged."), 500
         return render_template("error.html", code=500,
-                               message="Something went wrong on our side. Nothing was charged."), 500
+                               message=gettext("Something went wrong on our side. Nothing was charged.")), 500

@@ -1,4 +1,5 @@
 """Extensions, created here and bound to the app in create_app."""
+from flask_babel import Babel
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,3 +15,5 @@ csrf = CSRFProtect()
 cors = CORS()
 #: Limits are declared on the routes that need them; nothing is limited by default.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+#: Translations of the reader's pages, the embed and the emails; the locale selector is donations.i18n.select_locale.
+babel = Babel()

@@ -8,6 +8,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_currency_precision, list_currencies
+from flask_babel import gettext
 
 #: Stripe's minimum charge per currency, in minor units
 #: (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
@@ -35,10 +36,10 @@ def normalise_currency(code: object) -> str:
     if type(code) is str and code in _KNOWN:  # already a code as stored (the exports build a million of these)
         return code  # type: ignore[return-value]
     if not isinstance(code, str) or not code.isascii() or len(code.strip()) != 3:
-        raise UnknownCurrency("Unknown currency.")
+        raise UnknownCurrency(gettext("Unknown currency."))
     upper = code.strip().upper()
     if upper not in _KNOWN:
-        raise UnknownCurrency(f"Unknown currency {upper}.")
+        raise UnknownCurrency(gettext("Unknown currency %(code)s.", code=upper))
     return upper
 
 
@@ -64,18 +65,20 @@ class Money:
         """Parse ``"25"``, ``"25.5"`` or ``"25.50"`` in major units; more decimals than the currency has is an error."""
         currency = normalise_currency(currency)
         if not isinstance(text, (str, int)) or isinstance(text, bool):
-            raise MoneyError("Enter an amount such as 25 or 25.50.")
+            raise MoneyError(gettext("Enter an amount such as 25 or 25.50."))
         match = _AMOUNT.fullmatch(text.strip() if isinstance(text, str) else str(text))
         if match is None:  # no exponents, separators, spaces or non-ASCII digits: only what a reader types
-            raise MoneyError("Enter an amount such as 25 or 25.50.")
+            raise MoneyError(gettext("Enter an amount such as 25 or 25.50."))
         exponent = currency_exponent(currency)
         if len(match.group("decimals") or "") > exponent:
             # Also "10,000" in EUR: read as ten with three decimals, it would charge a thousandth of what was meant.
-            places = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
-            raise MoneyError(f"{currency} amounts have {places}.")
+            if exponent == 0:
+                raise MoneyError(gettext("%(currency)s amounts have no decimals.", currency=currency))
+            raise MoneyError(gettext("%(currency)s amounts have at most %(count)s decimals.", currency=currency,
+                                     count=exponent))
         minor = int(Decimal(match.group(0).replace(",", ".")).scaleb(exponent))
         if abs(minor) > 10**15:
-            raise MoneyError("That amount is too large.")
+            raise MoneyError(gettext("That amount is too large."))
         return cls(minor, currency)
 
     @property
@@ -113,6 +116,14 @@ def _locale(name: str) -> Locale:
         return Locale.parse("en")
 
 
+def _reader_locale() -> str:
+    """The locale of the page or email being made (amounts in messages agree with their words); else en."""
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return str(locale) if locale is not None else "en"
+
+
 def minimum_charge(currency: str) -> Money:
     return Money(MINIMUM_CHARGE[normalise_currency(currency)], currency)
 
@@ -127,12 +138,12 @@ def maximum_charge(currency: str, config: dict) -> Money:
 def check_amount(money: Money, config: dict) -> None:
     """Raise MoneyError unless the currency is accepted here and the amount within Stripe's minimum and our maximum."""
     if money.currency not in config["CURRENCIES"]:
-        raise UnknownCurrency(f"We accept {', '.join(config['CURRENCIES'])}.")
+        raise UnknownCurrency(gettext("We accept %(currencies)s.", currencies=", ".join(config["CURRENCIES"])))
     low, high = minimum_charge(money.currency), maximum_charge(money.currency, config)
     if money.amount < low.amount:
-        raise MoneyError(f"The smallest gift is {low.format()}.")
+        raise MoneyError(gettext("The smallest gift is %(amount)s.", amount=low.format(_reader_locale())))
     if money.amount > high.amount:
-        raise MoneyError(f"The largest gift online is {high.format()}.")
+        raise MoneyError(gettext("The largest gift online is %(amount)s.", amount=high.format(_reader_locale())))
 
 
 def fee_to_cover(gift: Money, config: dict) -> Money:

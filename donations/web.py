@@ -8,14 +8,11 @@ SUPPORTED_LOCALES = ["en", "en_GB", "de", "fr", "nl", "es", "it", "da", "sv", "n
 
 
 def request_locale() -> str:
-    wanted = request.args.get("locale")
-    if isinstance(wanted, str):
-        wanted = wanted.replace("-", "_")
-        for candidate in (wanted, wanted.split("_")[0]):
-            if candidate in SUPPORTED_LOCALES:
-                return candidate
-    best = request.accept_languages.best_match([loc.replace("_", "-") for loc in SUPPORTED_LOCALES])
-    return best.replace("-", "_") if best else "en"
+    """The locale Flask-Babel chose for this request (donations.i18n.select_locale): the words and the amounts
+    and dates of a page follow the same one."""
+    from .i18n import current_locale
+
+    return current_locale()
 
 
 def wants_json() -> bool:

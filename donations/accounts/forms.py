@@ -1,6 +1,7 @@
 """Forms of the supporter's account pages."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l, ngettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, ValidationError
@@ -11,7 +12,7 @@ from .operations import PAUSE_MONTHS
 
 
 class RequestLinkForm(FlaskForm):
-    email = StringField("Your email address", render_kw={"type": "email", "autocomplete": "email"})
+    email = StringField(_l("Your email address"), render_kw={"type": "email", "autocomplete": "email"})
 
     def validate_email(self, field):
         try:
@@ -21,21 +22,25 @@ class RequestLinkForm(FlaskForm):
 
 
 class ChangeForm(FlaskForm):
-    amount = StringField("Amount", validators=[InputRequired("Enter an amount.")], render_kw={"inputmode": "decimal"})
-    frequency = RadioField("How often", choices=[SelectChoice(f.value, f.label) for f in Frequency
-                                                 if f is not Frequency.ONE_OFF])
+    amount = StringField(_l("Amount"), validators=[InputRequired(_l("Enter an amount."))], render_kw={"inputmode": "decimal"})
+    frequency = RadioField(_l("How often"), choices=[SelectChoice(f.value, f.value) for f in Frequency
+                                                     if f is not Frequency.ONE_OFF])
     #: Unique per rendered form: the idempotency key of the change at Stripe.
     token = HiddenField()
 
 
 class PauseForm(FlaskForm):
-    months = RadioField("Pause for", choices=[SelectChoice(str(m), f"{m} month{'s' if m > 1 else ''}")
-                                              for m in PAUSE_MONTHS], default="1")
+    months = RadioField(_l("Pause for"), choices=[], default="1")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.months.choices = [SelectChoice(str(m), ngettext("%(num)s month", "%(num)s months", m))
+                               for m in PAUSE_MONTHS]
 
 
 class CancelForm(FlaskForm):
-    when = RadioField("Cancel", choices=[SelectChoice("period_end", "At the end of the period already paid for"),
-                                         SelectChoice("now", "Now")], default="period_end")
+    when = RadioField(_l("Cancel"), choices=[SelectChoice("period_end", _l("At the end of the period already paid for")),
+                                             SelectChoice("now", _l("Now"))], default="period_end")
 
 
 class ActionForm(FlaskForm):

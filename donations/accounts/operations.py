@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from ..dates import add_months
@@ -26,11 +27,17 @@ class NotAllowed(ValueError):
     """The action does not fit the gift's state; the message is shown to the supporter."""
 
 
+def set_language(supporter: Supporter, language: str) -> None:
+    """The language the supporter reads us in from now on (their account pages and every email)."""
+    supporter.locale = language
+    db.session.flush()
+
+
 def supporter_from_token(token: str) -> Supporter:
     supporter_id, email = read_token(token)
     supporter = db.session.get(Supporter, supporter_id)
     if supporter is None or supporter.email != email:
-        raise InvalidToken("This link is not valid.")
+        raise InvalidToken(gettext("This link is not valid."))
     return supporter
 
 
@@ -61,14 +68,14 @@ def own_donation(supporter: Supporter, donation_id: int) -> Donation | None:
 
 def _require_open(recurring: RecurringDonation) -> None:
     if recurring.status is RecurringStatus.CANCELED:
-        raise NotAllowed("This gift has been cancelled.")
+        raise NotAllowed(gettext("This gift has been cancelled."))
 
 
 def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, request_token: str) -> None:
     """New amount or frequency from the next payment on; the current period is not prorated."""
     _require_open(recurring)
     if frequency is Frequency.ONE_OFF:
-        raise NotAllowed("Choose monthly or yearly.")
+        raise NotAllowed(gettext("Choose monthly or yearly."))
     if (amount.amount, amount.currency, frequency) == (recurring.amount, recurring.currency, recurring.frequency):
         return
     subscription = get_gateway().change_subscription(
@@ -83,7 +90,7 @@ def pause(recurring: RecurringDonation, months: int) -> None:
     the gift resumes by itself afterwards."""
     _require_open(recurring)
     if months not in PAUSE_MONTHS:
-        raise NotAllowed("Pause for 1, 2 or 3 months.")
+        raise NotAllowed(gettext("Pause for 1, 2 or 3 months."))
     next_payment = recurring.current_period_end
     if recurring.frequency is Frequency.MONTHLY and next_payment and next_payment > now_utc():
         # Resume just after the last skipped payment date, whatever the months' lengths.
@@ -105,7 +112,7 @@ def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
     """Cancel now, or after the period already paid for; either way a confirmation email follows."""
     _require_open(recurring)
     if at_period_end and recurring.cancel_at_period_end:
-        raise NotAllowed("This gift already ends at the end of the period you paid for.")
+        raise NotAllowed(gettext("This gift already ends at the end of the period you paid for."))
     subscription = get_gateway().cancel_subscription(recurring.stripe_subscription_id, at_period_end=at_period_end)
     ledger.apply_subscription(subscription, None)
     emails.queue_recurring_canceled(recurring)
@@ -114,7 +121,7 @@ def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
 def card_update_url(recurring: RecurringDonation, return_url: str) -> str:
     _require_open(recurring)
     if not recurring.stripe_customer_id:
-        raise NotAllowed("This gift has no card on file to update.")
+        raise NotAllowed(gettext("This gift has no card on file to update."))
     return get_gateway().create_portal_session(recurring.stripe_customer_id, return_url)
 
 

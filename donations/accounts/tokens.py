@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 #: The salt makes a manage token useless for anything else signed with SECRET_KEY.
@@ -29,11 +30,11 @@ def read_token(token: str) -> tuple[int, str]:
     try:
         data = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
-        raise InvalidToken("This link has expired.", expired=True) from None
+        raise InvalidToken(gettext("This link has expired."), expired=True) from None
     except BadSignature:
-        raise InvalidToken("This link is not valid.") from None
+        raise InvalidToken(gettext("This link is not valid.")) from None
     if not isinstance(data, dict) or not isinstance(data.get("s"), int) or not isinstance(data.get("e"), str):
-        raise InvalidToken("This link is not valid.")
+        raise InvalidToken(gettext("This link is not valid."))
     return data["s"], data["e"]
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, ngettext
 
 from ..checkout.operations import check_gift
 from ..extensions import db, limiter
+from ..i18n import LANGUAGE_NAMES, LANGUAGES, current_locale, use_locale
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
@@ -37,10 +39,14 @@ def request_link():
 
 
 def _supporter(token: str):
+    """The supporter of a manage link; the page is then in their saved language (unless it names one)."""
     try:
-        return operations.supporter_from_token(token)
+        supporter = operations.supporter_from_token(token)
     except InvalidToken as exc:
-        abort(410 if exc.expired else 400, description=f"{exc} Ask for a new link on the account page.")
+        abort(410 if exc.expired else 400,
+              description=gettext("%(reason)s Ask for a new link on the account page.", reason=str(exc)))
+    use_locale(supporter.locale)
+    return supporter
 
 
 @bp.get("/<token>")
@@ -52,6 +58,8 @@ def manage(token: str):
         statements=statements.statements_of(supporter),
         change_form=ChangeForm(formdata=None, token=str(uuid.uuid4())), pause_form=PauseForm(formdata=None),
         cancel_form=CancelForm(formdata=None), action_form=ActionForm(formdata=None),
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        supporter_language=(supporter.locale or "").replace("-", "_").split("_")[0] or "en",
     )
 
 
@@ -92,24 +100,27 @@ def act(token: str, recurring_id: int, action: str):
                 amount = Money.from_major(form.amount.data, recurring.currency)
                 check_gift(amount)
                 operations.change(recurring, amount, frequency, form.token.data or str(uuid.uuid4()))
-                message = f"From the next payment on, you give {amount.format()} {frequency.every}."
+                message = gettext("From the next payment on, you give %(amount)s %(every)s.",
+                                  amount=amount.format(current_locale()), every=frequency.every)
             case "pause":
                 form = PauseForm()
                 if not form.validate_on_submit():
                     return _invalid(form)
                 operations.pause(recurring, int(form.months.data))
-                message = f"Paused for {form.months.data} month(s). It resumes by itself."
+                months = int(form.months.data)
+                message = ngettext("Paused for %(num)s month. It resumes by itself.",
+                                   "Paused for %(num)s months. It resumes by itself.", months)
             case "resume":
                 if not ActionForm().validate_on_submit():
                     abort(400)
                 operations.resume(recurring)
-                message = "Your gift continues from the next payment."
+                message = gettext("Your gift continues from the next payment.")
             case "cancel":
                 form = CancelForm()
                 if not form.validate_on_submit():
                     return _invalid(form)
                 operations.cancel(recurring, at_period_end=form.when.data == "period_end")
-                message = "Your gift is cancelled. We have sent you a confirmation."
+                message = gettext("Your gift is cancelled. We have sent you a confirmation.")
             case "card":
                 if not ActionForm().validate_on_submit():
                     abort(400)
@@ -136,7 +147,23 @@ def withdraw_mailing_consent(token: str):
         abort(400)
     if operations.withdraw_mailing_consent(supporter):
         db.session.commit()
-        flash("Done: we will not email you about our work any more. Receipts still reach you.", "info")
+        flash(gettext("Done: we will not email you about our work any more. Receipts still reach you."), "info")
+    return redirect(url_for("accounts.manage", token=token), code=303)
+
+
+@bp.post("/<token>/language")
+def set_language(token: str):
+    """The supporter's language: this page and every email from now on (receipts, reminders, statements)."""
+    supporter = _supporter(token)
+    if not ActionForm().validate_on_submit():
+        abort(400, description=gettext("This form has expired. Please try again."))
+    language = request.form.get("language")
+    if language not in LANGUAGES:
+        abort(400, description=gettext("Choose one of the languages offered."))
+    operations.set_language(supporter, language)
+    db.session.commit()
+    use_locale(language)
+    flash(gettext("Saved. We will write to you in this language from now on."), "info")
     return redirect(url_for("accounts.manage", token=token), code=303)
 
 
@@ -144,7 +171,7 @@ def _invalid(form, field: str | None = None):
     """Back to the page with the form's errors as a message; ``field``, the id of the input they concern, is
     marked there (aria-invalid, the message as its description, the focus)."""
     messages = [f"{getattr(form, name).label.text}: {errors[0]}" for name, errors in form.errors.items()
-                if name != "csrf_token"] or ["This form has expired. Please try again."]
+                if name != "csrf_token"] or [gettext("This form has expired. Please try again.")]
     flash(" ".join(messages), "error")
     return redirect(url_for("accounts.manage", token=request.view_args["token"], invalid=field), code=303)
 

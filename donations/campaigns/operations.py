@@ -9,11 +9,13 @@ from functools import lru_cache
 from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency
 from flask import abort, current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from ..db import now_utc
 from ..extensions import db
+from ..i18n import LANGUAGES, N_
 from ..ledger.models import Frequency
 from ..money import Money
 from . import experiments, goals
@@ -24,22 +26,21 @@ DEFAULT_SLUG = "default"
 #: A locale as a page may name it (``de``, ``de-AT``, ``zh_Hant_TW``); anything else is refused.
 _LOCALE_SYNTAX = re.compile(r"[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8}){0,3}")
 
-#: The embed's few words of its own (not the staff's copy), by primary language; English for the rest.
+#: The embed's few words of its own (not the staff's copy), by primary language; English for the rest. English,
+#: German and French come from the catalogues (donations/translations/, msgids below); the other languages
+#: are kept here until they have catalogues of their own.
 UI_LABELS: dict[str, dict[str, str]] = {
-    "en": {"choose": "Choose an amount", "other": "Other", "monthly": "or give monthly", "close": "Close",
-           "goal_month": "{raised} of {goal} this month", "goal_campaign": "{raised} of {goal} raised"},
-    "de": {"choose": "Betrag wählen", "other": "Anderer Betrag", "monthly": "oder monatlich unterstützen",
-           "close": "Schließen", "goal_month": "{raised} von {goal} diesen Monat",
-           "goal_campaign": "{raised} von {goal} gesammelt"},
-    "fr": {"choose": "Choisissez un montant", "other": "Autre", "monthly": "ou donnez chaque mois",
-           "close": "Fermer", "goal_month": "{raised} sur {goal} ce mois-ci",
-           "goal_campaign": "{raised} sur {goal} collectés"},
+    "en": {"choose": N_("Choose an amount"), "other": N_("Other"), "monthly": N_("or give monthly"),
+           "close": N_("Close"), "thanks": N_("Thank you"), "goal_month": N_("{raised} of {goal} this month"),
+           "goal_campaign": N_("{raised} of {goal} raised")},
     "nl": {"choose": "Kies een bedrag", "other": "Ander bedrag", "monthly": "of geef maandelijks",
-           "close": "Sluiten", "goal_month": "{raised} van {goal} deze maand",
+           "close": "Sluiten", "thanks": "Bedankt", "goal_month": "{raised} van {goal} deze maand",
            "goal_campaign": "{raised} van {goal} opgehaald"},
     "es": {"choose": "Elige una cantidad", "other": "Otra", "monthly": "o dona cada mes", "close": "Cerrar",
+           "thanks": "Gracias",
            "goal_month": "{raised} de {goal} este mes", "goal_campaign": "{raised} de {goal} recaudados"},
     "it": {"choose": "Scegli un importo", "other": "Altro", "monthly": "o dona ogni mese", "close": "Chiudi",
+           "thanks": "Grazie",
            "goal_month": "{raised} di {goal} questo mese", "goal_campaign": "{raised} di {goal} raccolti"},
 }
 
@@ -179,7 +180,12 @@ def _whole_or_exact(money: Money, locale: str) -> str:
 
 
 def labels_for(locale: str) -> dict[str, str]:
-    return UI_LABELS.get(primary_language(locale), UI_LABELS["en"])
+    """The embed's words for ``locale``: from the catalogues for the languages we translate, else UI_LABELS."""
+    language = primary_language(locale)
+    if language in LANGUAGES:
+        with force_locale(language):
+            return {key: gettext(message) for key, message in UI_LABELS["en"].items()}
+    return UI_LABELS.get(language, UI_LABELS["en"])
 
 
 def goal_view(campaign: Campaign, locale: str, now: datetime) -> dict | None:

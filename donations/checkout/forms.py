@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import ValidationError
@@ -12,7 +13,7 @@ from ..campaigns import operations as campaigns
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from .operations import (
-    FORM_CONSENT_SOURCE,
+    form_consent_source,
     MAILING_CONSENT_TEXT,
     DonationRequest,
     active_variant,
@@ -37,20 +38,20 @@ def _cleaned(fn):
 class DonationForm(FlaskForm):
     campaign = HiddenField(default=campaigns.DEFAULT_SLUG)
     #: A preset (in major units) or "other", which reads ``custom_amount``.
-    amount = RadioField("Amount", choices=[], validate_choice=False)
-    custom_amount = StringField("Other amount")
-    currency = SelectField("Currency", choices=[])
+    amount = RadioField(_l("Amount"), choices=[], validate_choice=False)
+    custom_amount = StringField(_l("Other amount"))
+    currency = SelectField(_l("Currency"), choices=[])
     frequency = RadioField(
-        "How often",
+        _l("How often"),
         choices=[SelectChoice(f.value, f.label) for f in Frequency],
         default=Frequency.ONE_OFF.value,
         validators=[_cleaned(clean_frequency)],
     )
-    email = StringField("Email", validators=[_cleaned(clean_email)], render_kw={"autocomplete": "email", "type": "email"})
-    name = StringField("Name (optional)", validators=[_cleaned(clean_name)], render_kw={"autocomplete": "name"})
-    cover_fees = BooleanField("Add the processing fee so that all of my gift arrives")
+    email = StringField(_l("Email"), validators=[_cleaned(clean_email)], render_kw={"autocomplete": "email", "type": "email"})
+    name = StringField(_l("Name (optional)"), validators=[_cleaned(clean_name)], render_kw={"autocomplete": "name"})
+    cover_fees = BooleanField(_l("Add the processing fee so that all of my gift arrives"))
     #: Optional and unticked: consent to hear from us must be given, never assumed.
-    mailing_consent = BooleanField(MAILING_CONSENT_TEXT, default=False)
+    mailing_consent = BooleanField(_l(MAILING_CONSENT_TEXT), default=False)
     article_url = HiddenField(validators=[_cleaned(clean_article_url)])
     #: The A/B variant of the ask the reader came from. Readers never typed it, so a key that is unknown or
     #: paused is no error: the gift goes on, unattributed to a variant.
@@ -59,25 +60,27 @@ class DonationForm(FlaskForm):
     token = HiddenField(default=lambda: str(uuid.uuid4()))
     #: Honeypot: hidden from people (CSS, aria-hidden, out of the tab order); a bot that fills in every field
     #: gives itself away, and the gift is refused.
-    homepage = StringField("Leave this field empty", render_kw={"tabindex": "-1", "autocomplete": "off"})
+    homepage = StringField(_l("Leave this field empty"), render_kw={"tabindex": "-1", "autocomplete": "off"})
     #: The signed moment the form was rendered: a submission faster than FORM_MIN_SECONDS is refused.
     started = HiddenField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.currency.choices = [SelectChoice(c) for c in current_app.config["CURRENCIES"]]
+        # Built per form, so that the labels are in the page's language.
+        self.frequency.choices = [SelectChoice(f.value, f.label) for f in Frequency]
         self.campaign_obj = None
         self.gift: Money | None = None
 
     def validate_campaign(self, field):
         self.campaign_obj = campaigns.get_active(field.data or "")
         if self.campaign_obj is None:
-            raise ValidationError("Unknown campaign.")
+            raise ValidationError(gettext("Unknown campaign."))
 
     def validate_amount(self, field):
         raw = (self.custom_amount.data or "").strip() if field.data in (None, "", "other") else field.data
         if not raw:
-            raise ValidationError("Choose or enter an amount.")
+            raise ValidationError(gettext("Choose or enter an amount."))
         if self.currency.data not in current_app.config["CURRENCIES"]:
             return  # the currency field reports its own error
         try:
@@ -107,6 +110,6 @@ class DonationForm(FlaskForm):
             article_url=self.article_url.clean,
             cover_fees=bool(self.cover_fees.data),
             locale=locale,
-            mailing_consent_source=FORM_CONSENT_SOURCE if self.mailing_consent.data else None,
+            mailing_consent_source=form_consent_source() if self.mailing_consent.data else None,
             variant=self.chosen_variant(),
         )

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from ..campaigns import operations as campaigns
@@ -55,7 +56,7 @@ def clean_currency(value: object) -> str:
     currency = normalise_currency(value)
     accepted = current_app.config["CURRENCIES"]
     if currency not in accepted:
-        raise UnknownCurrency(f"We accept {', '.join(accepted)}.")
+        raise UnknownCurrency(gettext("We accept %(currencies)s.", currencies=", ".join(accepted)))
     return currency
 
 
@@ -63,7 +64,7 @@ def clean_frequency(value: object) -> Frequency:
     try:
         frequency = Frequency(value)
     except ValueError:
-        raise ValueError("Choose one_off, monthly or yearly.") from None
+        raise ValueError(gettext("Choose one_off, monthly or yearly.")) from None
     return frequency
 
 
@@ -73,6 +74,11 @@ API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "a
 #: What a supporter agreed to, in the words they saw; kept with their consent.
 MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
 FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
+
+
+def form_consent_source() -> str:
+    """Where and in which words the reader agreed: the words the form showed them, in their language."""
+    return f"donation form: {gettext(MAILING_CONSENT_TEXT)}"
 API_CONSENT_SOURCE = "API: mailing_consent = true"
 API_REQUIRED = ("campaign", "amount", "currency", "frequency", "email")
 
@@ -136,7 +142,7 @@ def parse_api_request(payload: Any, locale: str) -> tuple[DonationRequest | None
 def _campaign(value: object) -> Campaign:
     campaign = campaigns.get_active(value) if isinstance(value, str) else None
     if campaign is None:
-        raise ValueError("Unknown campaign.")
+        raise ValueError(gettext("Unknown campaign."))
     return campaign
 
 
@@ -150,14 +156,14 @@ def _api_variant(campaign: Campaign, key: object) -> CampaignVariant | None:
     """A key the campaign never had is the caller's mistake; a paused variant's gift goes on unattributed,
     as on the form (the reader saw the ask before the staff paused it)."""
     if not isinstance(key, str) or campaign.variant(key) is None:
-        raise ValueError("Unknown variant.")
+        raise ValueError(gettext("Unknown variant."))
     return active_variant(campaign, key)
 
 
 def _captcha_token(value: object) -> str:
     """Only its shape here; the provider verifies it when a CAPTCHA is required (security/captcha.py)."""
     if not isinstance(value, str) or len(value) > 4096:
-        raise ValueError("Must be the CAPTCHA widget's response, as text.")
+        raise ValueError(gettext("Must be the CAPTCHA widget's response, as text."))
     return value
 
 
@@ -172,15 +178,15 @@ def _return_url(value: object) -> str:
 
 def _boolean(value: object) -> bool:
     if not isinstance(value, bool):
-        raise ValueError("Must be true or false.")
+        raise ValueError(gettext("Must be true or false."))
     return value
 
 
 def _api_amount(value: object, currency: str) -> Money:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("Amount must be a whole number of minor units, such as 2500 for 25.00.")
+        raise ValueError(gettext("Amount must be a whole number of minor units, such as 2500 for 25.00."))
     if abs(value) > 10**15:
-        raise ValueError("That amount is too large.")
+        raise ValueError(gettext("That amount is too large."))
     money = Money(value, currency)
     check_gift(money)
     return money
@@ -190,11 +196,11 @@ def check_gift(money: Money) -> None:
     """Currency accepted, and within our minimum (MIN_AMOUNTS, never below Stripe's) and our maximum;
     raises ValueError (MoneyError). Card testers try the smallest amounts, so the minimum is a defence too."""
     if money.amount <= 0:
-        raise MoneyError("Amount must be more than zero.")
+        raise MoneyError(gettext("Amount must be more than zero."))
     check_amount(money, current_app.config)
     low = minimum_gift(money.currency)
     if money.amount < low.amount:
-        raise MoneyError(f"The smallest gift is {low.format(_locale())}.")
+        raise MoneyError(gettext("The smallest gift is %(amount)s.", amount=low.format(_locale())))
 
 
 def minimum_gift(currency: str) -> Money:
@@ -239,8 +245,8 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
             currency=attempt.currency,
             frequency=attempt.frequency.value,
             email=attempt.email,
-            description=f"{'Donation' if request.frequency is Frequency.ONE_OFF else request.frequency.label + ' donation'}"
-                        f" to {current_app.config['PUBLICATION_NAME']}",
+            description=_description(request.frequency, current_app.config["PUBLICATION_NAME"]),
+            locale=attempt.locale,
             success_url=request.success_url or f"{public}/thanks?session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=request.cancel_url or f"{public}/donate?{urlencode({'attempt': attempt.id})}",
             metadata={
@@ -258,6 +264,16 @@ def start_donation(request: DonationRequest, attempt_id: str | None = None) -> C
     attempt.checkout_url = session.url
     db.session.flush()
     return attempt
+
+
+def _description(frequency: Frequency, publication: str) -> str:
+    """What the checkout page says is being paid for, in the reader's language."""
+    match frequency:
+        case Frequency.MONTHLY:
+            return gettext("Monthly donation to %(publication)s", publication=publication)
+        case Frequency.YEARLY:
+            return gettext("Yearly donation to %(publication)s", publication=publication)
+    return gettext("Donation to %(publication)s", publication=publication)
 
 
 def _reusable(attempt: CheckoutAttempt) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from flask_babel import gettext, lazy_gettext as _l
 
 from ..campaigns import operations as campaigns
 from ..extensions import csrf, db
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
 from ..security import antifraud, captcha
+from ..i18n import use_locale
 from ..web import request_locale
 from . import operations
 from .forms import DonationForm
@@ -19,7 +21,7 @@ bp = Blueprint("checkout", __name__)
 #: Namespace of attempt ids derived from API clients' Idempotency-Keys.
 API_KEYS = uuid.UUID("6d1c2f0e-4b1a-4f7e-9a53-2f1e0c9b7d41")
 #: All a filled-in honeypot learns: nothing that tells a bot which field gave it away.
-HONEYPOT_REFUSED = "Your donation could not be started. Please reload the page and try again."
+HONEYPOT_REFUSED = _l("Your donation could not be started. Please reload the page and try again.")
 
 
 @bp.route("/donate", methods=["GET", "POST"])
@@ -38,7 +40,7 @@ def donate():
             error, status, headers = breach.message, 429, {"Retry-After": str(breach.retry_after)}
         elif form.homepage.data:
             current_app.logger.info("donation form refused: honeypot filled")
-            return render_template("error.html", code=400, message=HONEYPOT_REFUSED), 400
+            return render_template("error.html", code=400, message=str(HONEYPOT_REFUSED)), 400
         else:
             try:
                 antifraud.check_fill_time(form.started.data)
@@ -52,7 +54,7 @@ def donate():
                 captcha.verify(request.form.get(chosen.response_field) if chosen else None)
             attempt = operations.start_donation(form.to_request(request_locale()), form.token.data)
         except captcha.CaptchaFailed as exc:
-            error, status = str(exc), 400
+            error, status = gettext(str(exc)), 400
         except MoneyError as exc:
             form.amount.errors = [str(exc)]
         except GatewayError as exc:
@@ -68,7 +70,7 @@ def donate():
         form.started.data = antifraud.form_stamp()
     # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
     choice_args = {k: request.args[k][:2000] for k in ("campaign", "variant", "amount", "currency", "frequency",
-                                                       "article_url") if isinstance(request.args.get(k), str)}
+                                                       "article_url", "locale") if isinstance(request.args.get(k), str)}
     widget = captcha.provider() if antifraud.captcha_required() else None
     return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args,
                            captcha=widget), status, headers
@@ -86,6 +88,7 @@ def _prefill(form: DonationForm) -> None:
     args = request.args
     attempt = db.session.get(operations.CheckoutAttempt, args["attempt"]) if args.get("attempt") else None
     if attempt is not None:
+        use_locale(attempt.locale)  # back from a cancelled checkout: in the language the reader gave in
         gift = Money(attempt.amount - attempt.covered_fee, attempt.currency)
         form.campaign.data = attempt.campaign.slug
         form.currency.data = attempt.currency
@@ -110,6 +113,7 @@ def thanks():
     attempt = operations.attempt_by_session(request.args.get("session_id", ""))
     if attempt is None:
         abort(404)
+    use_locale(attempt.locale)
     return render_template("checkout/thanks.html", attempt=attempt, donation=operations.first_donation(attempt))
 
 

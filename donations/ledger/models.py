@@ -5,6 +5,7 @@ import enum
 from datetime import date, datetime, timezone
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, event, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -20,7 +21,8 @@ class Frequency(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"one_off": "Once", "monthly": "Monthly", "yearly": "Yearly"}[self.value]
+        """In the language of the page or email (English outside a request and on staff pages)."""
+        return {"one_off": gettext("Once"), "monthly": gettext("Monthly"), "yearly": gettext("Yearly")}[self.value]
 
     @property
     def interval(self) -> str | None:
@@ -34,7 +36,8 @@ class Frequency(enum.StrEnum):
     @property
     def every(self) -> str:
         """How the repetition reads after an amount: "€10.00 every month"."""
-        return {"one_off": "once", "monthly": "every month", "yearly": "every year"}[self.value]
+        return {"one_off": gettext("once"), "monthly": gettext("every month"),
+                "yearly": gettext("every year")}[self.value]
 
 
 class DonationStatus(enum.StrEnum):
@@ -109,6 +112,10 @@ class Supporter(db.Model):
     #: Kept by ledger.operations.note_first_gift, so the dashboard counts new supporters with an index range
     #: instead of a minimum over every donation.
     first_gift_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: The language the supporter reads us in (a locale such as ``de`` or ``fr``): their receipts and other
+    #: emails, and the account pages. Taken from the first gift's page, changed on the account page; None = not
+    #: known (emails then follow the gift's page, else English).
+    locale: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
     donations: Mapped[list[Donation]] = relationship(back_populates="supporter")

@@ -62,6 +62,13 @@ def note_mailing_consent(supporter: Supporter, attempt: CheckoutAttempt) -> None
         privacy.record_consent(supporter, "given", wording, source, attempt.created_at)
 
 
+def note_language(supporter: Supporter, attempt: CheckoutAttempt) -> None:
+    """The supporter's language, from the page of their first gift: their receipts and account pages follow it.
+    A language they chose on their account page (or an earlier gift's) is kept."""
+    if supporter.locale is None and attempt.locale and not privacy.is_erased(supporter):
+        supporter.locale = attempt.locale
+
+
 def next_receipt_number(year: int) -> str:
     """Take the next receipt number of ``year``.
 
@@ -169,6 +176,7 @@ def record_checkout_session(session: dict[str, Any], *, paid: bool, at: datetime
         email = attempt.email or details.get("email") or session.get("customer_email")
         supporter = get_or_create_supporter(email, attempt.name or details.get("name"))
         note_mailing_consent(supporter, attempt)
+        note_language(supporter, attempt)
         amount = session.get("amount_total") or attempt.amount
         currency = (session.get("currency") or attempt.currency).upper()
         if (amount, currency) != (attempt.amount, attempt.currency):
@@ -338,6 +346,7 @@ def _recurring_for(subscription_id: str | None, metadata: dict | None, customer:
         return recurring
     supporter = get_or_create_supporter(attempt.email, attempt.name)
     note_mailing_consent(supporter, attempt)
+    note_language(supporter, attempt)
     if customer and not supporter.stripe_customer_id and not privacy.is_erased(supporter):
         supporter.stripe_customer_id = customer
     recurring = RecurringDonation(

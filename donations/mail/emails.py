@@ -5,12 +5,13 @@ from typing import TYPE_CHECKING
 
 from datetime import date
 
-from babel.dates import format_date
 from flask import current_app
+from flask_babel import force_locale
 
 from ..accounts.tokens import manage_url
 from ..checkout.models import CheckoutAttempt
 from ..extensions import db
+from ..i18n import current_locale, email_locale, format_day
 from ..money import Money
 from . import outbox
 from .attachments import describe
@@ -29,21 +30,27 @@ def _base(supporter: Supporter) -> dict:
     }
 
 
-def _date(moment, locale: str = "en") -> str:
-    """A day as readers of ``locale`` write it: 26 November 2026, 26 novembre 2026."""
-    return format_date(moment, "d MMMM y", locale=locale) if moment else ""
+def _date(moment, locale: str | None = None) -> str:
+    """A day as readers of ``locale`` (default: the email's) write it: 26 November 2026, 26. November 2026."""
+    return format_day(moment, locale)
 
 
 def reader_locale(attempt_id: str | None) -> str:
-    """The locale the reader gave in (amounts and dates in emails follow it)."""
+    """The locale the reader gave in."""
     attempt = db.session.get(CheckoutAttempt, attempt_id) if attempt_id else None
     return attempt.locale if attempt is not None else "en"
+
+
+def supporter_locale(supporter: Supporter, attempt_id: str | None = None) -> str:
+    """The language of an email to ``supporter``: their saved language, else the locale of the gift's page,
+    else English. Words, amounts and dates all follow it."""
+    return email_locale(supporter.locale, reader_locale(attempt_id) if attempt_id else None)
 
 
 def receipt_context(donation: Donation, receipt_number: str | None = None) -> dict:
     """``receipt_number`` is printed instead of the donation's own while that is still to be taken (at commit)."""
     recurring = donation.recurring_donation
-    locale = reader_locale(donation.attempt_id or (recurring.attempt_id if recurring else None))
+    locale = current_locale()
     return {
         **_base(donation.supporter),
         "amount": donation.money.format(locale),
@@ -64,44 +71,56 @@ def queue_receipt(donation: Donation, resend: int = 0, *, receipt_number: str | 
     ``receipt_number`` stands in for a number not yet taken (see ledger.operations.mark_succeeded): the email is
     rendered around it, and the statement that takes the number replaces it. Returns the email's dedupe key."""
     key = f"receipt:{donation.id}" + (f":resend:{resend}" if resend else "")
-    outbox.queue("receipt", donation.supporter.email, receipt_context(donation, receipt_number), dedupe_key=key)
+    recurring = donation.recurring_donation
+    locale = supporter_locale(donation.supporter, donation.attempt_id or (recurring.attempt_id if recurring else None))
+    with force_locale(locale):
+        context = receipt_context(donation, receipt_number)
+    outbox.queue("receipt", donation.supporter.email, context, dedupe_key=key, locale=locale)
     return key
 
 
 def payment_failed_context(recurring: RecurringDonation) -> dict:
     return {
         **_base(recurring.supporter),
-        "amount": recurring.money.format(reader_locale(recurring.attempt_id)),
+        "amount": recurring.money.format(current_locale()),
         "every": recurring.frequency.every,
     }
 
 
 def queue_payment_failed(recurring: RecurringDonation, invoice_id: str, attempt: int) -> None:
     """Dunning: one email per invoice and payment attempt, however often Stripe repeats the event."""
-    outbox.queue("payment_failed", recurring.supporter.email, payment_failed_context(recurring),
-                 dedupe_key=f"payment_failed:{invoice_id}:{attempt}")
+    locale = supporter_locale(recurring.supporter, recurring.attempt_id)
+    with force_locale(locale):
+        context = payment_failed_context(recurring)
+    outbox.queue("payment_failed", recurring.supporter.email, context,
+                 dedupe_key=f"payment_failed:{invoice_id}:{attempt}", locale=locale)
 
 
 def recurring_canceled_context(recurring: RecurringDonation) -> dict:
     return {
         **_base(recurring.supporter),
-        "amount": recurring.money.format(reader_locale(recurring.attempt_id)),
+        "amount": recurring.money.format(current_locale()),
         "every": recurring.frequency.every,
         "label": recurring.frequency.label.lower(),
+        "frequency": recurring.frequency.value,
         "at_period_end": recurring.cancel_at_period_end and recurring.status.value != "canceled",
-        "end_date": _date(recurring.current_period_end, reader_locale(recurring.attempt_id)),
+        "end_date": _date(recurring.current_period_end),
     }
 
 
 def queue_recurring_canceled(recurring: RecurringDonation) -> None:
     """Confirms a cancellation the supporter asked for (now or at the end of the period)."""
-    outbox.queue("recurring_canceled", recurring.supporter.email, recurring_canceled_context(recurring),
-                 dedupe_key=f"recurring_canceled:{recurring.id}:{recurring.status.value}")
+    locale = supporter_locale(recurring.supporter, recurring.attempt_id)
+    with force_locale(locale):
+        context = recurring_canceled_context(recurring)
+    outbox.queue("recurring_canceled", recurring.supporter.email, context,
+                 dedupe_key=f"recurring_canceled:{recurring.id}:{recurring.status.value}", locale=locale)
 
 
 def queue_manage_link(supporter: Supporter, nonce: str) -> None:
     """A fresh "manage your donations" link, asked for on /account."""
-    outbox.queue("manage_link", supporter.email, _base(supporter), dedupe_key=f"manage_link:{supporter.id}:{nonce}")
+    outbox.queue("manage_link", supporter.email, _base(supporter), dedupe_key=f"manage_link:{supporter.id}:{nonce}",
+                 locale=email_locale(supporter.locale, current_locale()))  # else the page they asked on
 
 
 def annual_statement_context(statement: AnnualStatement, supporter: Supporter, copy: bool) -> dict:
@@ -112,7 +131,7 @@ def annual_statement_context(statement: AnnualStatement, supporter: Supporter, c
         "number": statement.number,
         "fiscal_year_label": content["fiscal_year_label"],
         "period": " – ".join(_date(date.fromisoformat(content["period"][end])) for end in ("first", "last")),
-        "totals": [{"currency": t["currency"], "net": Money(t["net"], t["currency"]).format()}
+        "totals": [{"currency": t["currency"], "net": Money(t["net"], t["currency"]).format(current_locale())}
                    for t in content["totals"]],
     }
 
@@ -124,5 +143,7 @@ def queue_annual_statement(statement: AnnualStatement, supporter: Supporter, rei
     key = f"annual_statement:{statement.id}" + (f":reissue:{reissue}" if reissue else "")
     spec = describe("annual_statement", statement_id=statement.id, reissue=reissue,
                     reissued_on=reissued_on.isoformat() if reissued_on else None)
-    outbox.queue("annual_statement", supporter.email, annual_statement_context(statement, supporter, bool(reissue)),
-                 dedupe_key=key, attachments=[spec])
+    locale = supporter_locale(supporter)
+    with force_locale(locale):
+        context = annual_statement_context(statement, supporter, bool(reissue))
+    outbox.queue("annual_statement", supporter.email, context, dedupe_key=key, attachments=[spec], locale=locale)

@@ -32,6 +32,8 @@ class CheckoutRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     #: How many earlier tries the provider answered with an error.
     attempt_try: int = 0
+    #: The reader's locale (``de``, ``fr_CH``): the checkout page speaks their language.
+    locale: str = "en"
 
     @property
     def idempotency_key(self) -> str:

@@ -27,6 +27,7 @@ from werkzeug.test import Client
 from ..dates import add_months
 from ..db import insert_ignore
 from ..extensions import db
+from ..i18n import N_
 from .gateway import CheckoutRequest, CheckoutSession, GatewayError
 from .models import SandboxObject
 
@@ -36,7 +37,10 @@ API_VERSION: str = stripe.api_version  # the version the pinned SDK speaks
 
 #: Stripe's test cards that the sandbox understands (https://docs.stripe.com/testing#cards).
 SUCCEEDING_CARDS = {"4242424242424242", "5555555555554444", "4000056655665556"}
-DECLINED_CARDS = {"4000000000000002": "Your card was declined.", "4000000000009995": "Your card has insufficient funds."}
+#: Messages in English, as Stripe stores them; marked (N_) so that the checkout page shows them in the reader's
+#: language.
+DECLINED_CARDS = {"4000000000000002": N_("Your card was declined."),
+                  "4000000000009995": N_("Your card has insufficient funds.")}
 #: Stripe's "attaches, but charges fail" card. The sandbox lets its first payment through so that
 #: a demo can show what happens when a later renewal is declined.
 DECLINES_RENEWALS = "4000000000000341"
@@ -146,6 +150,8 @@ class SandboxGateway:
             "created": created,
             "expires_at": created + 24 * 3600,
             "description": request.description,
+            #: Stripe keeps the locale the session was created with; the sandbox page shows in it.
+            "locale": request.locale,
             #: The sandbox's own note of the interval; Stripe keeps it on the line item's price.
             "sandbox_interval": request.interval,
         }
@@ -338,13 +344,13 @@ def pay(session_id: str, card_number: str) -> PaymentResult:
     """Pay an open sandbox session with a test card, then deliver Stripe's events for it."""
     row = db.session.get(SandboxObject, session_id, with_for_update=True)
     if row is None or row.data.get("object") != "checkout.session":
-        raise SandboxError("This checkout session does not exist.")
+        raise SandboxError(N_("This checkout session does not exist."))
     session = dict(row.data)
     if session["status"] != "open":
-        raise SandboxError("This checkout session is no longer open.")
+        raise SandboxError(N_("This checkout session is no longer open."))
     card = "".join(ch for ch in card_number if ch.isdigit())
     if card not in SUCCEEDING_CARDS and card not in DECLINED_CARDS and card != DECLINES_RENEWALS:
-        raise SandboxError("Use a Stripe test card, such as 4242 4242 4242 4242.")
+        raise SandboxError(N_("Use a Stripe test card, such as 4242 4242 4242 4242."))
 
     at = now()
     intent = {
@@ -559,10 +565,10 @@ def update_card(portal_id: str, card_number: str) -> str:
     """The Billing Portal stand-in: store a new card; an unpaid renewal is paid with it at once."""
     portal = _load(portal_id, "billing_portal.session")
     if portal is None:
-        raise SandboxError("This portal session does not exist.")
+        raise SandboxError(N_("This portal session does not exist."))
     card = "".join(ch for ch in card_number if ch.isdigit())
     if card not in SUCCEEDING_CARDS and card != DECLINES_RENEWALS:
-        raise SandboxError("Use a Stripe test card that succeeds, such as 4242 4242 4242 4242.")
+        raise SandboxError(N_("Use a Stripe test card that succeeds, such as 4242 4242 4242 4242."))
     _set_card(portal["customer"], card)
     events: list[dict] = []
     at = now()

@@ -34,6 +34,7 @@ class StripeGateway:
             "metadata": request.metadata,
             "success_url": request.success_url,
             "cancel_url": request.cancel_url,
+            "locale": checkout_locale(request.locale),
         }
         if request.interval:
             # https://docs.stripe.com/payments/checkout/build-subscriptions
@@ -170,3 +171,14 @@ class StripeGateway:
 def _id(value) -> str:
     """An id that may arrive expanded into its object."""
     return value if isinstance(value, str) else value["id"]
+
+
+#: The languages Stripe Checkout speaks that we ask for by name; for any other reader Checkout picks from the
+#: browser ("auto"). https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-locale
+CHECKOUT_LOCALES = frozenset({"de", "en", "fr"})
+
+
+def checkout_locale(locale: str | None) -> str:
+    """Stripe Checkout's ``locale`` for the reader's locale: ``de_AT`` -> ``de``; ``auto`` for the rest."""
+    language = (locale or "").replace("-", "_").split("_")[0].lower()
+    return language if language in CHECKOUT_LOCALES else "auto"

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request
+from flask_babel import gettext
+
+from ..i18n import use_locale
 
 from ..ledger.models import Frequency
 from ..money import Money
@@ -33,6 +36,9 @@ def checkout(session_id: str):
                 return redirect(result.redirect_url, code=303)
             error = result.message
         session = sandbox.get_session(session_id)
+    # The reader's language, as Stripe Checkout speaks it (set here, after the sandbox's own webhook deliveries).
+    use_locale(session.get("locale"))
+    error = gettext(error) if error else None  # Stripe's English words, in the reader's language
     amount = Money(session["amount_total"], session["currency"].upper())
     interval = session.get("sandbox_interval")
     every = Frequency.from_interval(interval).every if interval else None
@@ -48,7 +54,7 @@ def portal(portal_id: str):
         try:
             return redirect(sandbox.update_card(portal_id, request.form.get("card_number", "")[:40]), code=303)
         except sandbox.SandboxError as exc:
-            error = str(exc)
+            error = gettext(str(exc))
     if not sandbox.portal_exists(portal_id):
         abort(404)
     return render_template("payments/sandbox_portal.html", error=error), 400 if error else 200

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import current_app
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -169,18 +170,18 @@ def check_fill_time(stamp: object) -> None:
     if not minimum:
         return
     if not isinstance(stamp, str) or not stamp or len(stamp) > 200:
-        raise FormRefused("This form could not be checked. Please look over your details and press Donate again.")
+        raise FormRefused(gettext("This form could not be checked. Please look over your details and press Donate again."))
     try:
         payload = _serializer().loads(stamp, max_age=FORM_MAX_AGE_SECONDS)
     except SignatureExpired:
-        raise FormRefused("This form has expired. Please look over your details and press Donate again.") from None
+        raise FormRefused(gettext("This form has expired. Please look over your details and press Donate again.")) from None
     except BadSignature:
-        raise FormRefused("This form could not be checked. Please look over your details and press Donate again.") \
+        raise FormRefused(gettext("This form could not be checked. Please look over your details and press Donate again.")) \
             from None
     started = payload.get("t") if isinstance(payload, dict) else None
     if not isinstance(started, (int, float)) or time.time() - started < minimum:
-        raise FormRefused("That was quicker than a person can fill in the form. Please look over your details "
-                          "and press Donate again.")
+        raise FormRefused(gettext("That was quicker than a person can fill in the form. Please look over your "
+                                  "details and press Donate again."))
 
 
 # -- attack mode ------------------------------------------------------------------------------------

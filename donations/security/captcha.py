@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import requests
 from flask import current_app
 
+from ..i18n import N_
 from .ip import client_ip
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,9 @@ PROVIDERS = {
                          ("https://hcaptcha.com", "https://*.hcaptcha.com")),
 }
 
-UNVERIFIED = "Please confirm that you are a person (the check below the form), then press Donate again."
-UNAVAILABLE = ("We could not check that you are a person just now. Nothing was charged; please try again "
-               "in a moment.")
+UNVERIFIED = N_("Please confirm that you are a person (the check below the form), then press Donate again.")
+UNAVAILABLE = N_("We could not check that you are a person just now. Nothing was charged; please try again "
+                 "in a moment.")
 
 
 class CaptchaFailed(ValueError):

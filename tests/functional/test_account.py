@@ -445,7 +445,7 @@ def test_pause_for_one_to_three_months(monthly, client, months):
 
     flashed = act_and_read(client, account(), monthly.id, "pause", months=str(months))
 
-    assert flashed == [("notice", f"Paused for {months} month(s). It resumes by itself.")]
+    assert flashed == [("notice", f"Paused for {months} month{'s' if months > 1 else ''}. It resumes by itself.")]
     recurring = gift()
     assert recurring.status is RecurringStatus.PAUSED
     until = recurring.paused_until
