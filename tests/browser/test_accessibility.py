@@ -491,7 +491,7 @@ def test_manage_page_of_a_monthly_gift_ties_a_refused_amount_to_its_field(contex
     assert page.get_by_label(re.compile(r"^Amount \(EUR\)")).get_attribute("aria-invalid") is None
 
     page.get_by_label(re.compile(r"^Amount \(EUR\)")).fill("a lot")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_role("alert").wait_for()
 
     field = page.get_by_label(re.compile(r"^Amount \(EUR\)"))
