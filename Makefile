@@ -28,8 +28,8 @@ donations/translations/%/LC_MESSAGES/messages.mo: donations/translations/%/LC_ME
 # After changing a marked message: refresh messages.pot and merge it into each language's .po (then translate).
 translations-extract: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ --no-location --sort-output --project=Donations --version=1.0 \
-	  --msgid-bugs-address=none -o donations/translations/messages.pot .
-	$(BIN)/pybabel update -i donations/translations/messages.pot -d donations/translations --no-location \
+	  --msgid-bugs-address=none --width=120 -o donations/translations/messages.pot .
+	$(BIN)/pybabel update -i donations/translations/messages.pot -d donations/translations --width=120 \
 	  --ignore-obsolete --no-fuzzy-matching
 
 run: install translations

@@ -25,7 +25,7 @@ def checkout(session_id: str):
     session = sandbox.get_session(session_id)
     if session is None:
         abort(404)
-    error = None
+    error, declined = None, False
     if request.method == "POST" and session["status"] == "open":
         try:
             result = sandbox.pay(session_id, request.form.get("card_number", "")[:40])
@@ -34,7 +34,7 @@ def checkout(session_id: str):
         else:
             if result.paid:
                 return redirect(result.redirect_url, code=303)
-            error = result.message
+            error, declined = result.message, True
         session = sandbox.get_session(session_id)
     # The reader's language, as Stripe Checkout speaks it (set here, after the sandbox's own webhook deliveries).
     use_locale(session.get("locale"))
@@ -43,7 +43,7 @@ def checkout(session_id: str):
     interval = session.get("sandbox_interval")
     every = Frequency.from_interval(interval).every if interval else None
     return render_template("payments/sandbox_checkout.html", session=session, amount=amount, every=every,
-                           error=error), 402 if error else 200
+                           error=error, declined=declined), 402 if error else 200
 
 
 @bp.route("/portal/<portal_id>", methods=["GET", "POST"])

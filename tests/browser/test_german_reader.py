@@ -80,7 +80,7 @@ def test_german_reader_gives_in_german_and_gets_a_german_receipt(new_context, li
     assert re.fullmatch(r"25,00\s€ bezahlen", page.get_by_role("heading", level=1).inner_text())
     page.get_by_label("Kartennummer").fill("4000 0000 0000 0002")  # declined first: a German message
     page.get_by_role("button", name=re.compile(r"25,00\s€ spenden")).click()
-    assert page.get_by_role("alert").inner_text() == "Ihre Karte wurde abgelehnt."
+    assert page.get_by_role("alert").inner_text() == "Ihre Karte wurde abgelehnt. Bitte versuchen Sie es mit einer anderen Karte."
     page.get_by_label("Kartennummer").fill("4242 4242 4242 4242")
     page.get_by_role("button", name=re.compile(r"25,00\s€ spenden")).click()
 

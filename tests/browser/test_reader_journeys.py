@@ -195,7 +195,7 @@ def test_declined_card_says_so_at_the_card_field_books_nothing_and_another_card_
     pay(page, "4000 0000 0000 0002", "Donate €25.00")
 
     error = page.get_by_role("alert")
-    expect(error).to_contain_text("Your card was declined")  # the page after the POST, with its message
+    expect(error).to_contain_text("Your card was declined. Please try another card.")  # the page after the POST, with its message
     expect(error).to_be_visible()
     card = page.get_by_label("Card number")
     # The message is tied to the card field (read out with it) and the reader is still on the checkout,

@@ -150,7 +150,7 @@ def test_sandbox_checkout_and_thank_you_page_follow_the_attempt_locale(app_ctx, 
 
     assert "Testmodus – es fließt kein Geld" in page and "25,00\u00a0€ bezahlen" in page
     assert "Spende an" in page  # the description Stripe would show
-    assert declined.status_code == 402 and "Ihre Karte wurde abgelehnt." in text(declined)
+    assert declined.status_code == 402 and "Ihre Karte wurde abgelehnt. Bitte versuchen Sie es mit einer anderen Karte." in text(declined)
     assert "Vielen Dank, dass Sie" in thanks and "25,00\u00a0€" in thanks
 
 

@@ -59,7 +59,7 @@ def test_declined_card_shows_a_clear_message_and_books_nothing(app_ctx, client):
     response = pay(client, path, "4000 0000 0000 0002")
 
     assert response.status_code == 402
-    assert "Your card was declined." in response.get_data(as_text=True)
+    assert "Your card was declined. Please try another card." in response.get_data(as_text=True)
     assert (count(Donation), count(OutboxEmail)) == (0, 0)
     # …and the reader can still pay with another card.
     assert pay(client, path, "4242424242424242").status_code == 303
