@@ -5,7 +5,6 @@ TEST_DATABASE_URL selects PostgreSQL (CI sets it); without it a temporary SQLite
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 import pytest
@@ -16,6 +15,7 @@ from donations import create_app
 from donations.config import TestConfig
 from donations.extensions import db, limiter
 from donations.i18n import compile_catalogues
+from tests.smtp_helpers import smtp_on_loopback
 
 # The .mo catalogues are built from the .po files (make translations); a bare pytest builds the stale ones here.
 compile_catalogues()
@@ -116,24 +116,8 @@ def postgres(app):
 @pytest.fixture
 def smtp_server():
     """A real SMTP server on loopback (aiosmtpd); yields (host, port, messages)."""
-    from aiosmtpd.controller import Controller
-
-    messages: list = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            messages.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_on_loopback() as (port, messages):
         yield "127.0.0.1", port, messages
-    finally:
-        controller.stop()
 
 
 def run_threads(count: int, target) -> list:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -21,6 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, delete, select, text
 from werkzeug.serving import make_server
+
+from tests.smtp_helpers import smtp_on_loopback
 
 CHROMIUM = "/usr/bin/chromium"
 #: Where a failing browser test leaves its screenshots and console logs (.ci/run names one folder per database).
@@ -109,22 +110,8 @@ class Mailbox:
 
 @pytest.fixture(scope="session")
 def mail_server():
-    from aiosmtpd.controller import Controller
-
-    received: list = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield Mailbox("127.0.0.1", port, received)
-    controller.stop()
+    with smtp_on_loopback() as (port, received):
+        yield Mailbox("127.0.0.1", port, received)
 
 
 @pytest.fixture
@@ -168,6 +155,30 @@ def live_app(publisher, mail_server, tmp_path_factory):
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         engine.dispose()
+
+
+def wipe_committed(app) -> None:
+    """Deletes every row a browser journey commits (gifts, emails, the sandbox's objects and clock, staff users
+    and their audit trail, exports), children first, so that the next test meets the app as installed; the
+    campaigns are the ``campaigns`` fixture's. Table deletes on the connection: the ORM refuses to delete
+    audit entries (the log is append-only)."""
+    from donations.campaigns.models import Article, AskCount
+    from donations.checkout.models import CheckoutAttempt
+    from donations.extensions import db
+    from donations.ledger.models import (ConsentRecord, Donation, LedgerLine, Payout, ReceiptSequence,
+                                         RecurringChange, RecurringDonation, Refund, StripeEvent, Supporter)
+    from donations.mail.models import OutboxEmail
+    from donations.payments.models import SandboxObject
+    from donations.reports.models import ExportChunk, ExportJob
+    from donations.staff.models import AuditEntry, StaffSession, StaffUser
+
+    with app.app_context():
+        connection = db.session.connection()
+        for model in (ExportChunk, ExportJob, AuditEntry, StaffSession, StaffUser, LedgerLine, Payout, Refund,
+                      AskCount, OutboxEmail, RecurringChange, Donation, RecurringDonation, CheckoutAttempt,
+                      ConsentRecord, Supporter, Article, StripeEvent, SandboxObject, ReceiptSequence):
+            connection.execute(delete(model.__table__))
+        db.session.commit()
 
 
 @pytest.fixture

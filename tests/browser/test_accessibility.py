@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from donations.campaigns.models import Placement
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import skip_without_chromium, wipe_committed
 from tests.staff_helpers import PASSWORD, make_user
 
 skip_without_chromium()
@@ -48,20 +48,9 @@ def assert_accessible(page, what: str) -> None:
 @pytest.fixture
 def clean(live_app, campaigns):
     """Gifts made here are committed; afterwards they go (before the campaigns they name), so the other browser
-    tests start clean. Staff users stay: the audit log that names them is append-only."""
+    tests start clean."""
     yield
-    from donations.campaigns.models import Article, AskCount
-    from donations.checkout.models import CheckoutAttempt
-    from donations.extensions import db
-    from donations.ledger.models import ConsentRecord, Donation, RecurringChange, RecurringDonation, Supporter
-    from donations.mail.models import OutboxEmail
-
-    with live_app[0].app_context():
-        for model in (AskCount, OutboxEmail, Donation, RecurringChange, RecurringDonation, CheckoutAttempt,
-                      ConsentRecord, Supporter, Article):
-            db.session.execute(delete(model))
-        db.session.commit()
-
+    wipe_committed(live_app[0])
 
 @pytest.fixture
 def ask(campaigns):

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import delete, func, select
 
-from tests.browser.conftest import fnv_share, skip_without_chromium
+from tests.browser.conftest import fnv_share, skip_without_chromium, wipe_committed
 from tests.staff_helpers import PASSWORD, make_user
 
 skip_without_chromium()
@@ -21,18 +21,13 @@ SLUG = "spring"
 def clean(live_app):
     """The journey commits gifts; afterwards they and its campaign go, so the other browser tests start clean."""
     yield
-    from donations.campaigns.models import Article, AskCount, Campaign
-    from donations.checkout.models import CheckoutAttempt
+    from donations.campaigns.models import Campaign
     from donations.extensions import db
-    from donations.ledger.models import Donation, RecurringDonation, Supporter
-    from donations.mail.models import OutboxEmail
 
+    wipe_committed(live_app[0])
     with live_app[0].app_context():
-        for model in (AskCount, OutboxEmail, Donation, RecurringDonation, CheckoutAttempt, Supporter, Article):
-            db.session.execute(delete(model))
         db.session.execute(delete(Campaign).where(Campaign.slug == SLUG))
         db.session.commit()
-
 
 def row(page, table: str, first_cell: str) -> list[str]:
     """The cells of the row of ``table`` whose first cell contains ``first_cell``."""

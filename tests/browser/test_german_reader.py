@@ -7,9 +7,9 @@ import re
 
 import pytest
 from babel.dates import format_date
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import skip_without_chromium, wipe_committed
 
 skip_without_chromium()
 
@@ -21,17 +21,7 @@ AMOUNT = re.compile(r"25,00\s€")  # Babel puts a no-break space between the am
 def clean(live_app):
     """The gift is committed; afterwards it goes, so that the other browser tests start clean."""
     yield
-    from donations.campaigns.models import Article, AskCount
-    from donations.checkout.models import CheckoutAttempt
-    from donations.extensions import db
-    from donations.ledger.models import Donation, RecurringDonation, Supporter
-    from donations.mail.models import OutboxEmail
-
-    with live_app[0].app_context():
-        for model in (AskCount, OutboxEmail, Donation, RecurringDonation, CheckoutAttempt, Supporter, Article):
-            db.session.execute(delete(model))
-        db.session.commit()
-
+    wipe_committed(live_app[0])
 
 def german_article(origin: str) -> str:
     body = "".join(f"<p>Absatz {n} der Geschichte.</p>" for n in range(1, 5))

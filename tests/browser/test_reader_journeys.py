@@ -8,9 +8,9 @@ import re
 import time
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import skip_without_chromium, wipe_committed
 
 skip_without_chromium()  # before the app and the database are set up for nothing
 expect = pytest.importorskip("playwright.sync_api").expect  # waits for what a page shows after a click
@@ -44,20 +44,7 @@ def clean(live_app):
     """The journeys commit gifts, emails and the sandbox's objects (its clock too); afterwards they go, so the
     other browser tests start clean."""
     yield
-    from donations.campaigns.models import Article, AskCount
-    from donations.checkout.models import CheckoutAttempt
-    from donations.extensions import db
-    from donations.ledger.models import (ConsentRecord, Donation, LedgerLine, RecurringChange, RecurringDonation,
-                                         Refund, StripeEvent, Supporter)
-    from donations.mail.models import OutboxEmail
-    from donations.payments.models import SandboxObject
-
-    with live_app[0].app_context():
-        for model in (AskCount, OutboxEmail, LedgerLine, Refund, Donation, RecurringChange, RecurringDonation,
-                      CheckoutAttempt, ConsentRecord, Supporter, Article, StripeEvent, SandboxObject):
-            db.session.execute(delete(model))
-        db.session.commit()
-
+    wipe_committed(live_app[0])
 
 # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from tests.browser.conftest import skip_without_chromium
+from tests.browser.conftest import skip_without_chromium, wipe_committed
 from tests.staff_helpers import PASSWORD, make_user, sandbox_gift
 
 skip_without_chromium()  # before the app and the database are set up for nothing
@@ -32,35 +32,7 @@ def clean(live_app, campaigns, publisher):
     point to), so the other browser tests start clean."""
     yield
     publisher.pages.pop(ARTICLE_PATH, None)
-    from donations.campaigns.models import Article, AskCount
-    from donations.checkout.models import CheckoutAttempt
-    from donations.extensions import db
-    from donations.ledger.models import (
-        ConsentRecord,
-        Donation,
-        LedgerLine,
-        Payout,
-        ReceiptSequence,
-        RecurringChange,
-        RecurringDonation,
-        Refund,
-        StripeEvent,
-        Supporter,
-    )
-    from donations.mail.models import OutboxEmail
-    from donations.payments.models import SandboxObject
-    from donations.reports.models import ExportChunk, ExportJob
-    from donations.staff.models import AuditEntry, StaffSession, StaffUser
-
-    with live_app[0].app_context():
-        # Table deletes on the connection: the ORM refuses to delete audit entries (the log is append-only).
-        connection = db.session.connection()
-        for model in (ExportChunk, ExportJob, AuditEntry, StaffSession, StaffUser, LedgerLine, Payout, Refund,
-                      AskCount, OutboxEmail, RecurringChange, Donation, RecurringDonation, CheckoutAttempt,
-                      ConsentRecord, Supporter, Article, StripeEvent, SandboxObject, ReceiptSequence):
-            connection.execute(delete(model.__table__))
-        db.session.commit()
-
+    wipe_committed(live_app[0])
 
 def sign_in(page, origin: str, email: str) -> None:
     """The sign-in form, as a person fills it in."""

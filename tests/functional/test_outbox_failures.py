@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from donations.mail import sender as sender_module
 from donations.mail.models import EmailStatus, OutboxEmail
 from donations.mail.sender import CLAIM, send_due
 from donations.staff.models import AuditEntry
+from tests.smtp_helpers import smtp_on_loopback
 from tests.staff_helpers import audit_rows, in_app, signed_in, webhook_gift
 
 
@@ -41,8 +41,6 @@ class Answers:
 @pytest.fixture
 def smtp(app, monkeypatch):
     """A real SMTP server on loopback that refuses what the test tells it to; SMTP_URL points at it."""
-    from aiosmtpd.controller import Controller
-
     answers = Answers()
 
     class Handler:
@@ -59,16 +57,9 @@ def smtp(app, monkeypatch):
             answers.messages.append(envelope)
             return "250 OK"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setitem(app.config, "SMTP_URL", f"smtp://127.0.0.1:{port}")
-    try:
+    with smtp_on_loopback(Handler()) as (port, _):
+        monkeypatch.setitem(app.config, "SMTP_URL", f"smtp://127.0.0.1:{port}")
         yield answers
-    finally:
-        controller.stop()
 
 
 def outbox_row(app, address: str) -> dict:
