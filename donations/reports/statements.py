@@ -3,17 +3,21 @@ frozen as a snapshot, sent as a PDF, and re-issued by staff as a marked copy."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime, time, timedelta, timezone
+from functools import partial
 from typing import Any
 
-from babel.dates import format_date
 from flask import current_app, render_template
+from flask_babel import force_locale, gettext
+from markupsafe import Markup
 from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import statements_day
 from ..db import next_number, now_utc
 from ..extensions import db
+from ..i18n import LANGUAGES, email_locale, format_day
 from ..ledger.models import Dispute, Donation, DonationStatus, Supporter
 from ..mail import attachments, emails
 from ..money import Money
@@ -25,8 +29,8 @@ log = logging.getLogger(__name__)
 #: Donations whose money arrived; what happened to it later (refunds, chargebacks) is deducted line by line.
 PAID = (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED, DonationStatus.REFUNDED, DonationStatus.DISPUTED)
 ATTACHMENT_KIND = "annual_statement"
-#: The document's language; amounts and dates are formatted for it when the PDF is drawn.
-LOCALE = "en"
+#: The language of statements issued before they were translated (their snapshot names none).
+ORIGINAL_LOCALE = "en"
 
 
 class StatementError(ValueError):
@@ -110,6 +114,16 @@ def _gifts_in(fiscal_year: int):
     return (Donation.status.in_(PAID), Donation.paid_at >= since, Donation.paid_at < until)
 
 
+def document_locale(supporter: Supporter) -> str:
+    """The statement's language: the supporter's, chosen as for their emails, if we have the words for it (``de``,
+    ``fr``, ``en_GB``); English otherwise, so that a document is never English words around Spanish dates.
+
+    It is frozen with the rest of the snapshot: a copy years later is in the language of the original, even if
+    the supporter has changed theirs since."""
+    locale = emails.supporter_locale(supporter)
+    return locale if locale.split("_")[0] in LANGUAGES else ORIGINAL_LOCALE
+
+
 def statement_content(supporter: Supporter, fiscal_year: int) -> dict[str, Any] | None:
     """What the statement of ``supporter`` for ``fiscal_year`` shows, in minor units; None when nothing
     net was given (every gift refunded, or none at all).
@@ -139,6 +153,7 @@ def statement_content(supporter: Supporter, fiscal_year: int) -> dict[str, Any] 
     config = current_app.config
     return {
         "version": 1,
+        "locale": document_locale(supporter),
         "fiscal_year": fiscal_year,
         "fiscal_year_label": fiscal_year_label(fiscal_year),
         "period": {"first": first.isoformat(), "last": last.isoformat()},
@@ -258,20 +273,45 @@ def own_statement(supporter: Supporter, statement_id: int) -> AnnualStatement | 
 
 # -- the document ---------------------------------------------------------------------------------------
 
-def _day(iso: str) -> str:
-    return format_date(date.fromisoformat(iso), "d MMMM y", locale=LOCALE)
+def statement_locale(content: dict[str, Any]) -> str:
+    """The language the statement was issued in; English for those issued before statements were translated."""
+    return email_locale(content.get("locale")) if content.get("locale") else ORIGINAL_LOCALE
 
 
-def _money(amount: int, currency: str) -> str:
-    return Money(amount, currency).format(LOCALE)
+def _day(iso: str, locale: str) -> str:
+    return format_day(date.fromisoformat(iso), locale)
+
+
+def _money(amount: int, currency: str, locale: str) -> str:
+    return Money(amount, currency).format(locale)
+
+
+def _css_string(text: str) -> Markup:
+    """``text`` as a quoted CSS string, for the page margins' ``content`` (text in a style sheet is not HTML:
+    entities are not decoded there, so the translation is escaped for CSS instead, and cannot end the style)."""
+    if isinstance(text, Markup):
+        text = text.unescape()
+    escaped = "".join(f"\\{ord(c):x} " if c in '"\\<>&\'' or ord(c) < 32 else c for c in str(text))
+    return Markup(f'"{escaped}"')
+
+
+def _page_counter() -> Markup:
+    """The translated "Page 1 of 2" as a CSS ``content`` value: the words as strings around the page counters."""
+    parts = re.split(r"%\((page|pages)\)s", gettext("Page %(page)s of %(pages)s"))
+    return Markup(" ").join(_css_string(part) if n % 2 == 0 else Markup(f"counter({part})")
+                            for n, part in enumerate(parts) if part)
 
 
 def render_statement_html(content: dict[str, Any], *, reissue: int = 0, reissued_on: date | str | None = None) -> str:
-    """The statement as print HTML, drawn from its snapshot only; a re-issue carries the COPY mark."""
+    """The statement as print HTML, drawn from its snapshot only, in the language it was issued in (words,
+    amounts and dates); a re-issue carries the COPY mark."""
     if isinstance(reissued_on, date):
         reissued_on = reissued_on.isoformat()
-    return render_template("statements/statement.html", s=content, day=_day, money=_money,
-                           copy=reissue > 0, reissued_on=reissued_on)
+    locale = statement_locale(content)
+    with force_locale(locale):
+        return render_template("statements/statement.html", s=content, day=partial(_day, locale=locale),
+                               money=partial(_money, locale=locale), css_string=_css_string,
+                               page_counter=_page_counter(), copy=reissue > 0, reissued_on=reissued_on)
 
 
 def render_statement_pdf(content: dict[str, Any], *, reissue: int = 0, reissued_on: date | str | None = None) -> bytes:
