@@ -437,6 +437,7 @@ def test_checkout_card_errors_are_tied_to_the_card_field(context, ask, live_app,
     page.goto(f"{live_app[1]}/donate")
     page.get_by_label("Email", exact=True).fill("ada@example.com")
     page.get_by_role("button", name="Give now").click()
+    page.get_by_label("Card number").wait_for()  # the checkout, not the form it left
     assert assert_every_control_labelled(page) == ["Card number"]
     assert page.get_by_label("Card number").get_attribute("aria-invalid") is None
 
@@ -466,6 +467,7 @@ def test_manage_page_of_a_monthly_gift_ties_a_refused_amount_to_its_field(contex
     page.get_by_label("€5.00").check()
     page.get_by_label("Email", exact=True).fill("mo@example.com")
     page.get_by_role("button", name="Donate monthly").click()
+    page.get_by_label("Card number").wait_for()
     assert_accessible(page, "the sandbox checkout of a monthly gift")
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
     page.get_by_role("button", name=re.compile("^Subscribe")).click()
