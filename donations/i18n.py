@@ -74,8 +74,10 @@ def current_locale() -> str:
 
 
 def current_language() -> str:
-    """The primary language of the chosen locale, for ``<html lang>``."""
-    return current_locale().split("_")[0]
+    """The language the page's words are in, for ``<html lang>``: the chosen locale's if it has a catalogue,
+    else English (a Dutch reader's page formats amounts the Dutch way, but its words are English)."""
+    language = current_locale().split("_")[0]
+    return language if language in LANGUAGES else "en"
 
 
 def format_day(moment, locale: str | None = None) -> str:
@@ -86,6 +88,8 @@ def format_day(moment, locale: str | None = None) -> str:
     if not moment:
         return ""
     locale = locale or current_locale()
+    if locale.split("_")[0] not in LANGUAGES:
+        locale = "en"  # the month's name would be the only word of that language in an English sentence
     if locale.split("_")[0] == "en":
         return format_date(moment, "d MMMM y", locale=locale)
     return format_date(moment, "long", locale=locale)
@@ -101,7 +105,16 @@ def status_label(status) -> str:
 
 
 def init_app(app) -> None:
-    """Template helpers: the chosen locale and language, and the translated status of a donation."""
+    """The catalogues, built if stale; template helpers: the chosen locale and language, and the translated
+    status of a donation."""
+    try:
+        compile_catalogues(TRANSLATIONS)
+    except OSError as exc:  # a read-only install: `make translations` (pybabel compile) belongs to the deploy
+        app.logger.error("the translations could not be built (%s): readers would read English", exc)
+    missing = [language for language in LANGUAGES[1:]
+               if not (TRANSLATIONS / language / "LC_MESSAGES" / "messages.mo").exists()]
+    if missing:
+        app.logger.error("no compiled catalogue for %s: run `make translations`", ", ".join(missing))
     app.jinja_env.globals.update(current_locale=current_locale, current_language=current_language)
     app.add_template_filter(status_label, "status_label")
 

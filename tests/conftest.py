@@ -14,11 +14,7 @@ from sqlalchemy import text
 from donations import create_app
 from donations.config import TestConfig
 from donations.extensions import db, limiter
-from donations.i18n import compile_catalogues
 from tests.smtp_helpers import smtp_on_loopback
-
-# The .mo catalogues are built from the .po files (make translations); a bare pytest builds the stale ones here.
-compile_catalogues()
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 

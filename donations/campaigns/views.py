@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request, url_for
 
 from ..checkout.validation import clean_article_url
 from ..security.headers import allow_framing_by
@@ -30,8 +30,10 @@ def _article_url() -> str | None:
 def _render_ask(slug: str, template: str):
     campaign = operations.get_active_or_404(slug)
     ask = operations.ask_view(campaign, request_locale(), request.args.get("currency"))
-    return render_template(template, ask=ask, article_url=_article_url(),
-                           donate_url=f"{current_app.config['PUBLIC_URL']}/donate")
+    response = make_response(render_template(template, ask=ask, article_url=_article_url(),
+                                             donate_url=f"{current_app.config['PUBLIC_URL']}/donate"))
+    response.vary.add("Accept-Language")  # without ?locale=, the reader's browser picks the language
+    return response
 
 
 @bp.get("/")

@@ -157,7 +157,7 @@
     };
     if (thanked) {
       // A reader who gave is thanked where an inline ask would stand, and not interrupted otherwise.
-      if (placement === "inline") place(el("section", { "class": "ask", "aria-label": data.labels.thanks || "Thank you" }, [el("p", { text: v.thank_you })]));
+      if (placement === "inline") place(el("section", { "class": "ask", "aria-label": data.labels.thanks || "Thank you", lang: data.locale.replace("_", "-") }, [el("p", { text: v.thank_you })]));
       return;
     }
     var ask = render(data, c, v), focusBack = document.activeElement;
