@@ -8,7 +8,7 @@ from flask_babel import gettext, ngettext
 
 from ..checkout.operations import check_gift
 from ..extensions import db, limiter
-from ..i18n import LANGUAGE_NAMES, LANGUAGES, current_locale, use_locale
+from ..i18n import LANGUAGE_NAMES, LANGUAGES, current_language, current_locale, use_locale
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
@@ -59,8 +59,16 @@ def manage(token: str):
         change_form=ChangeForm(formdata=None, token=str(uuid.uuid4())), pause_form=PauseForm(formdata=None),
         cancel_form=CancelForm(formdata=None), action_form=ActionForm(formdata=None),
         languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
-        supporter_language=(supporter.locale or "").replace("-", "_").split("_")[0] or "en",
+        supporter_language=_shown_language(supporter),
     )
+
+
+def _shown_language(supporter) -> str:
+    """The language the select starts on: the saved one; else the page's own (a supporter reading this page in
+    German who presses "Save language" keeps German), English where we have no catalogue of it."""
+    saved = (supporter.locale or "").replace("-", "_").split("_")[0]
+    language = saved or current_language()
+    return language if language in LANGUAGES else "en"
 
 
 @bp.get("/<token>/receipts/<int(max=2147483647):donation_id>")
@@ -112,7 +120,7 @@ def act(token: str, recurring_id: int, action: str):
                                    "Paused for %(num)s months. It resumes by itself.", months)
             case "resume":
                 if not ActionForm().validate_on_submit():
-                    abort(400)
+                    abort(400, description=gettext("This form has expired. Please try again."))
                 operations.resume(recurring)
                 message = gettext("Your gift continues from the next payment.")
             case "cancel":
@@ -123,7 +131,7 @@ def act(token: str, recurring_id: int, action: str):
                 message = gettext("Your gift is cancelled. We have sent you a confirmation.")
             case "card":
                 if not ActionForm().validate_on_submit():
-                    abort(400)
+                    abort(400, description=gettext("This form has expired. Please try again."))
                 url = operations.card_update_url(recurring, current_app.config["PUBLIC_URL"] + back)
                 db.session.commit()
                 return redirect(url, code=303)
@@ -131,7 +139,8 @@ def act(token: str, recurring_id: int, action: str):
                 abort(404)
     except (MoneyError, operations.NotAllowed, GatewayError) as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        # The payment provider's messages are marked with N_ where raised, and translated here.
+        flash(gettext(str(exc)) if isinstance(exc, GatewayError) else str(exc), "error")
         if isinstance(exc, MoneyError) and action == "change":  # the amount typed: the page marks that field
             return redirect(url_for("accounts.manage", token=token, invalid=f"amount-{recurring.id}"), code=303)
         return redirect(back, code=303)
@@ -144,7 +153,7 @@ def act(token: str, recurring_id: int, action: str):
 def withdraw_mailing_consent(token: str):
     supporter = _supporter(token)
     if not ActionForm().validate_on_submit():
-        abort(400)
+        abort(400, description=gettext("This form has expired. Please try again."))
     if operations.withdraw_mailing_consent(supporter):
         db.session.commit()
         flash(gettext("Done: we will not email you about our work any more. Receipts still reach you."), "info")
@@ -206,13 +215,13 @@ def erase(token: str):
         return render_template("accounts/erase.html", token=token, supporter=supporter, form=form,
                                gifts=[g for g in operations.recurring_gifts(supporter) if g.is_open])
     if not form.validate_on_submit():
-        abort(400)
+        abort(400, description=gettext("This form has expired. Please try again."))
     try:
         privacy.erase(supporter, requested_by="supporter")
     except privacy.ErasureRefused as exc:
         db.session.commit()  # recurring gifts Stripe already cancelled stay cancelled here too
         return render_template("accounts/erase.html", token=token, supporter=supporter, form=ActionForm(),
-                               error=str(exc), gifts=[g for g in operations.recurring_gifts(supporter)
+                               error=gettext(str(exc)), gifts=[g for g in operations.recurring_gifts(supporter)
                                                       if g.is_open]), 409
     db.session.commit()
     return render_template("accounts/erased.html")

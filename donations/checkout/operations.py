@@ -16,6 +16,7 @@ from ..campaigns.articles import article_id_for
 from ..campaigns.models import Campaign, CampaignVariant
 from ..db import insert_ignore, now_utc
 from ..extensions import db
+from ..i18n import N_
 from ..ledger.models import Donation, Frequency, RecurringDonation
 from ..money import (Money, MoneyError, UnknownCurrency, check_amount, fee_to_cover, minimum_charge,
                      normalise_currency)
@@ -71,8 +72,9 @@ def clean_frequency(value: object) -> Frequency:
 API_FIELDS = {"campaign", "amount", "currency", "frequency", "email", "name", "article_url", "cover_fees",
               "mailing_consent", "variant", "captcha_token",
               "success_url", "cancel_url"}
-#: What a supporter agreed to, in the words they saw; kept with their consent.
-MAILING_CONSENT_TEXT = "Keep me informed about our work by email"
+#: What a supporter agreed to, in the words they saw; kept with their consent. Marked for the catalogues: the
+#: form shows it (and form_consent_source() records it) in the reader's language.
+MAILING_CONSENT_TEXT = N_("Keep me informed about our work by email")
 FORM_CONSENT_SOURCE = f"donation form: {MAILING_CONSENT_TEXT}"
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
-from flask_babel import gettext, lazy_gettext as _l
+from flask_babel import force_locale, gettext, lazy_gettext as _l
 
 from ..campaigns import operations as campaigns
 from ..extensions import csrf, db
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
 from ..security import antifraud, captcha
-from ..i18n import use_locale
+from ..i18n import current_locale, use_locale
 from ..web import request_locale
 from . import operations
 from .forms import DonationForm
@@ -26,9 +26,12 @@ HONEYPOT_REFUSED = _l("Your donation could not be started. Please reload the pag
 
 @bp.route("/donate", methods=["GET", "POST"])
 def donate():
-    form = DonationForm()
+    attempt = _returning_attempt()
+    if attempt is not None:
+        use_locale(attempt.locale)  # back from a cancelled checkout: in the language the reader gave in
+    form = DonationForm()  # after the locale is settled: the form's labels are in the page's language
     if request.method == "GET":
-        _prefill(form)
+        _prefill(form, attempt)
     campaign = campaigns.get_active(form.campaign.data or "") or campaigns.get_active_or_404(campaigns.DEFAULT_SLUG)
     ask = _ask(campaign, form.chosen_variant(), form.currency.data)
     error, status, headers = None, None, {}
@@ -59,7 +62,7 @@ def donate():
             form.amount.errors = [str(exc)]
         except GatewayError as exc:
             db.session.commit()  # keeps the attempt and its count of failed tries for the retry
-            error, status = str(exc), 503
+            error, status = gettext(str(exc)), 503  # marked with N_ where raised
         else:
             db.session.commit()
             return redirect(attempt.checkout_url, code=303)
@@ -70,7 +73,8 @@ def donate():
         form.started.data = antifraud.form_stamp()
     # Only the reader's choices travel in the frequency and currency links, never url_for's own options.
     choice_args = {k: request.args[k][:2000] for k in ("campaign", "variant", "amount", "currency", "frequency",
-                                                       "article_url", "locale") if isinstance(request.args.get(k), str)}
+                                                       "article_url") if isinstance(request.args.get(k), str)}
+    choice_args["locale"] = current_locale()  # the page's language, also when it came from the attempt
     widget = captcha.provider() if antifraud.captcha_required() else None
     return render_template("checkout/donate.html", form=form, ask=ask, error=error, choice_args=choice_args,
                            captcha=widget), status, headers
@@ -83,12 +87,17 @@ def _ask(campaign, variant, currency: str | None) -> dict:
     return campaigns.ask_view(campaign, request_locale(), currency, variant=variant)
 
 
-def _prefill(form: DonationForm) -> None:
+def _returning_attempt() -> operations.CheckoutAttempt | None:
+    """The attempt a reader comes back from (a cancelled checkout sends them to ``/donate?attempt=…``)."""
+    if request.method != "GET" or not isinstance(request.args.get("attempt"), str):
+        return None
+    return db.session.get(operations.CheckoutAttempt, request.args["attempt"])
+
+
+def _prefill(form: DonationForm, attempt: operations.CheckoutAttempt | None) -> None:
     """Carry the reader's choice over from the ask (or from a cancelled checkout) into the form."""
     args = request.args
-    attempt = db.session.get(operations.CheckoutAttempt, args["attempt"]) if args.get("attempt") else None
     if attempt is not None:
-        use_locale(attempt.locale)  # back from a cancelled checkout: in the language the reader gave in
         gift = Money(attempt.amount - attempt.covered_fee, attempt.currency)
         form.campaign.data = attempt.campaign.slug
         form.currency.data = attempt.currency
@@ -126,7 +135,9 @@ def api_create_checkout_session():
         payload = None
     breach = antifraud.check_checkout_limits(payload.get("email") if isinstance(payload, dict) else None)
     if breach is not None:
-        return jsonify(error=breach.message, retry_after=breach.retry_after), 429, \
+        with force_locale("en"):  # the API's messages are English, whatever the client's language
+            message = breach.message
+        return jsonify(error=message, retry_after=breach.retry_after), 429, \
             {"Retry-After": str(breach.retry_after)}
     donation_request, errors = operations.parse_api_request(payload, request_locale())
     if errors:

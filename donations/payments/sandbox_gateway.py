@@ -326,9 +326,9 @@ def payout() -> list[dict]:
 def _subscription_or_error(subscription_id: str) -> dict:
     subscription = _load(subscription_id, "subscription")
     if subscription is None:
-        raise GatewayError("No such subscription in the sandbox.")
+        raise GatewayError(N_("No such subscription in the sandbox."))
     if subscription["status"] == "canceled":
-        raise GatewayError("This subscription has been canceled.")
+        raise GatewayError(N_("This subscription has been canceled."))
     return subscription
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import stripe
 
+from ..i18n import N_
 from .gateway import CheckoutRequest, CheckoutSession, GatewayError
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,11 @@ class StripeGateway:
             if exc.code == "resource_missing":
                 return
             log.warning("Stripe refused deleting customer %s: %s", customer_id, exc)
-            raise GatewayError("The payment provider refused to delete the customer; nothing was erased.",
+            raise GatewayError(N_("The payment provider refused to delete the customer; nothing was erased."),
                                answered=True) from exc
         except stripe.StripeError as exc:
             log.warning("Stripe refused deleting customer %s: %s", customer_id, exc)
-            raise GatewayError("The payment provider is unavailable; nothing was erased. Please try again.",
+            raise GatewayError(N_("The payment provider is unavailable; nothing was erased. Please try again."),
                                answered=exc.http_status is not None) from exc
 
     def payment_balance(self, payment_intent_id: str) -> dict | None:
@@ -164,7 +165,7 @@ class StripeGateway:
             return method(*args)
         except stripe.StripeError as exc:
             log.warning("Stripe refused %s: %s", what, exc)
-            raise GatewayError("The payment provider is unavailable. Nothing was charged; please try again.",
+            raise GatewayError(N_("The payment provider is unavailable. Nothing was charged; please try again."),
                                answered=exc.http_status is not None) from exc
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -49,9 +49,16 @@ class LimitBreach:
 
     @property
     def message(self) -> str:
-        minutes = max(1, math.ceil(self.retry_after / 60))
-        wait = f"{self.retry_after} seconds" if self.retry_after < 120 else f"{minutes} minutes"
-        return (f"Too many donation attempts in a short time. Nothing was charged; please try again in {wait}.")
+        """In the page's language (the donation form shows it to the reader)."""
+        if self.retry_after < 120:
+            return ngettext("Too many donation attempts in a short time. Nothing was charged; please try again in "
+                            "%(num)s second.",
+                            "Too many donation attempts in a short time. Nothing was charged; please try again in "
+                            "%(num)s seconds.", self.retry_after)
+        return ngettext("Too many donation attempts in a short time. Nothing was charged; please try again in "
+                        "%(num)s minute.",
+                        "Too many donation attempts in a short time. Nothing was charged; please try again in "
+                        "%(num)s minutes.", max(1, math.ceil(self.retry_after / 60)))
 
 
 @lru_cache(maxsize=64)

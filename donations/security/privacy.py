@@ -25,6 +25,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 from ..checkout.models import CheckoutAttempt
 from ..db import now_utc
 from ..extensions import db
+from ..i18n import N_
 from ..ledger.models import (
     ConsentRecord,
     Donation,
@@ -259,7 +260,7 @@ def erase(supporter: Supporter, *, requested_by: str, staff_user: StaffUser | No
     from ..ledger import operations as ledger  # the ledger imports this module's guards
 
     if is_erased(supporter):
-        raise ErasureRefused("This supporter's data has already been erased.")
+        raise ErasureRefused(N_("This supporter's data has already been erased."))
     gateway = get_gateway()
     recurring = list(db.session.scalars(select(RecurringDonation).where(RecurringDonation.supporter_id == supporter.id)))
     customers = sorted({c for c in [supporter.stripe_customer_id, *(r.stripe_customer_id for r in recurring)] if c})

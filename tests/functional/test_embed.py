@@ -90,7 +90,7 @@ def test_ask_offers_monthly_giving_with_the_article_attached(client):
     html = client.get("/embed/cta/default.html?article_url=https://publisher.example/news/1").get_data(as_text=True)
 
     assert ('href="http://donations.test/donate?campaign=default&amp;frequency=monthly&amp;currency=EUR'
-            '&amp;article_url=https%3A%2F%2Fpublisher.example%2Fnews%2F1"') in html
+            '&amp;article_url=https%3A%2F%2Fpublisher.example%2Fnews%2F1&amp;locale=en"') in html  # the ask's language
 
 
 def test_pages_refuse_framing_except_the_embed(client):

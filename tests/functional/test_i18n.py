@@ -8,12 +8,14 @@ import re
 
 import pytest
 from babel.dates import format_date
+from flask import g
 from sqlalchemy import select
 
+from donations.checkout.models import CheckoutAttempt
 from donations.db import now_utc
 from donations.extensions import db
 from donations.i18n import select_locale
-from donations.ledger.models import Donation, Supporter
+from donations.ledger.models import ConsentRecord, Donation, Supporter
 from donations.mail.models import OutboxEmail
 from donations.payments.stripe_gateway import StripeGateway, checkout_locale
 from tests.functional.helpers import hidden_value
@@ -315,3 +317,105 @@ def test_supporters_from_before_have_no_saved_language(app_ctx):
     db.session.flush()
     assert db.session.scalars(select(Supporter.locale).where(Supporter.email == "old@example.com")).one() is None
     assert not db.session.scalars(select(Donation)).all()
+
+
+# -- review findings: reader-facing words that stayed English or switched language --------------------------
+
+GERMAN_CONSENT = "Halten Sie mich per E-Mail über Ihre Arbeit auf dem Laufenden"
+
+
+def test_mailing_consent_is_asked_and_recorded_in_the_readers_language(app_ctx, client):
+    page = text(client.get("/donate?locale=de"))
+    assert GERMAN_CONSENT in page and "Keep me informed about our work by email" not in page
+
+    response = client.post("/donate?locale=de", data=form_data(client, email="leserin@example.com",
+                                                               mailing_consent="y"))
+    assert response.status_code == 303
+    checkout = response.headers["Location"].removeprefix(PUBLIC)
+    form = text(client.get(checkout))
+    client.post(checkout, data={"csrf_token": hidden_value(form, "csrf_token"), "card_number": "4242424242424242"})
+
+    [record] = db.session.scalars(select(ConsentRecord)).all()
+    assert (record.action, record.source, record.wording) == ("given", "donation form", GERMAN_CONSENT)
+
+
+def test_back_from_a_cancelled_checkout_the_whole_form_is_in_the_language_of_the_gift(app_ctx, client):
+    assert client.post("/donate?locale=de", data=form_data(client, frequency="monthly")).status_code == 303
+    [attempt] = db.session.scalars(select(CheckoutAttempt)).all()
+
+    # The browser prefers French, the reader gave in German: the page, its choices and its links stay German.
+    page = text(client.get(f"/donate?attempt={attempt.id}", headers={"Accept-Language": "fr"}))
+
+    assert '<html lang="de">' in page
+    choices = re.search(r'<p class="choices" id="frequency-choice">(.*?)</p>', page).group(1)
+    assert re.findall(r">([^<>]+)</(?:a|strong)>", choices) == ["Einmalig", "Monatlich", "Jährlich"]
+    links = re.findall(r'href="(/donate\?[^"]*)"', page)
+    assert links and all("locale=de" in link for link in links), links
+
+
+def test_the_embeds_monthly_link_keeps_the_language_of_the_ask(client):
+    fragment = text(client.get("/embed/cta/default.html?locale=de"))
+
+    monthly = re.search(r'<a class="dn-monthly" href="([^"]*)"', fragment).group(1)
+    assert "frequency=monthly" in monthly and "locale=de" in monthly
+
+
+def test_language_select_starts_on_the_language_of_the_page_when_none_is_saved(app_ctx, client):
+    give(client, frequency="one_off", amount="25.00")
+    supporter().locale = None  # a supporter from before languages were saved
+    db.session.flush()
+    path = account()
+
+    page = text(client.get(path, headers={"Accept-Language": "de"}))
+    assert "<h1>Ihre Spenden</h1>" in page
+    assert 'value="de" lang="de" selected' in page and 'value="en" lang="en" selected' not in page
+    # "Save language" as the page offers it keeps the supporter in German.
+    selected = re.search(r'<option value="(\w+)" lang="\w+" selected', page).group(1)
+    client.post(f"{path}/language", data={"csrf_token": hidden_value(page, "csrf_token"), "language": selected})
+    db.session.expire_all()
+    assert supporter().locale == "de"
+
+
+def test_the_rate_limit_page_is_in_the_readers_language(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "CHECKOUT_LIMIT_PER_IP", "1 per minute")
+    assert client.post("/donate?locale=de", data=form_data(client, email="a@example.com")).status_code == 303
+
+    limited = client.post("/donate?locale=de", data=form_data(client, email="b@example.com"))
+
+    assert limited.status_code == 429
+    assert re.search(r"Zu viele Spendenversuche in kurzer Zeit\. Es wurde nichts abgebucht; bitte versuchen Sie "
+                     r"es in \d+ Sekunden? noch einmal\.", text(limited))
+    api = client.post("/api/v1/checkout-sessions", headers={"Accept-Language": "de"},
+                      json={"campaign": "default", "amount": 2500, "currency": "EUR", "frequency": "one_off",
+                            "email": "c@example.com"})
+    assert api.status_code == 429 and api.get_json()["error"].startswith("Too many donation attempts")
+
+
+def test_a_payment_provider_outage_is_explained_in_the_readers_language(app, client, fake_stripe,  # noqa: F811
+                                                                        monkeypatch):
+    monkeypatch.setitem(app.extensions, "payment_gateway", StripeGateway("sk_test_123", fake_stripe.url))
+    data = form_data(client)
+    fake_stripe.fail_next(500)
+
+    response = client.post("/donate?locale=de", data=data)
+
+    assert response.status_code == 503
+    assert ("Der Zahlungsanbieter ist nicht erreichbar. Es wurde nichts abgebucht; bitte versuchen Sie es noch "
+            "einmal.") in text(response)
+
+
+def test_a_refused_account_form_is_explained_in_the_readers_language(app_ctx, app, client, monkeypatch):
+    give(client, frequency="one_off", amount="25.00")
+    supporter().locale = "de"
+    db.session.flush()
+    path = account()
+    # The form's own check (behind the app-wide CSRF check, which has its own German page).
+    monkeypatch.setitem(app.config, "WTF_CSRF_CHECK_DEFAULT", False)
+    g.pop("csrf_valid", None)  # the test's requests share one app context: forget the last one's check
+
+    response = client.post(f"{path}/mailing-consent/withdraw", data={})
+
+    page = text(response)
+    assert response.status_code == 400 and '<html lang="de">' in page
+    assert "Dieses Formular ist abgelaufen. Bitte versuchen Sie es noch einmal." in page
+    assert "The browser (or proxy)" not in page

@@ -3,6 +3,8 @@ API) and the sandbox; Stripe refusing means 409 and nothing pseudonymised; and a
 erased customer afterwards brings no personal data back."""
 from __future__ import annotations
 
+import html
+
 import pytest
 from sqlalchemy import select, update
 
@@ -178,6 +180,26 @@ def test_stripe_refusing_answers_409_and_erases_nothing(app_ctx, client, fake_bi
     assert fake_billing.deleted_customers == []
     # What Stripe did do stays true here: the monthly gift is cancelled.
     assert db.session.scalars(select(RecurringDonation.status)).all() == [RecurringStatus.CANCELED]
+
+
+def test_the_refusal_is_explained_in_the_supporters_language(app_ctx, client, fake_billing,  # noqa: F811
+                                                             stripe_donor):  # noqa: F811
+    person = stripe_donor["supporter"]
+    person.locale = "de"
+    db.session.flush()
+    path = account_path(person)
+    page = client.get(f"{path}/erase").get_data(as_text=True)
+    original = fake_billing._delete_customer
+    fake_billing._delete_customer = lambda customer_id: _error(
+        403, {"type": "invalid_request_error", "message": "The provided key does not have access to customers."})
+    try:
+        response = client.post(f"{path}/erase", data={"csrf_token": hidden_value(page, "csrf_token")})
+    finally:
+        fake_billing._delete_customer = original
+
+    assert response.status_code == 409
+    assert ('<p class="error" role="alert">Der Zahlungsanbieter ist nicht erreichbar; es wurde nichts gelöscht. '
+            'Bitte versuchen Sie es noch einmal.</p>') in html.unescape(response.get_data(as_text=True))
 
 
 def test_a_customer_stripe_no_longer_has_counts_as_deleted(app_ctx, client, fake_billing, stripe_donor):  # noqa: F811
