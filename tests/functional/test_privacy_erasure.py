@@ -157,18 +157,23 @@ def test_webhooks_about_the_erased_customer_bring_no_personal_data_back(app_ctx,
     assert db.session.query(OutboxEmail).count() == outbox_before
 
 
-def test_stripe_refusing_answers_409_and_erases_nothing(app_ctx, client, fake_billing, stripe_donor):  # noqa: F811
-    person = stripe_donor["supporter"]
+def erase_refused_by_stripe(client, fake_billing, person):
+    """The supporter asks to be erased from their account page; the subscription cancel goes through, deleting
+    the customer is refused (an API key without the right)."""
     path = account_path(person)
     page = client.get(f"{path}/erase").get_data(as_text=True)
-    # The subscription cancel goes through; deleting the customer is refused (an API key without the right).
     original = fake_billing._delete_customer
     fake_billing._delete_customer = lambda customer_id: _error(
         403, {"type": "invalid_request_error", "message": "The provided key does not have access to customers."})
     try:
-        response = client.post(f"{path}/erase", data={"csrf_token": hidden_value(page, "csrf_token")})
+        return client.post(f"{path}/erase", data={"csrf_token": hidden_value(page, "csrf_token")})
     finally:
         fake_billing._delete_customer = original
+
+
+def test_stripe_refusing_answers_409_and_erases_nothing(app_ctx, client, fake_billing, stripe_donor):  # noqa: F811
+    person = stripe_donor["supporter"]
+    response = erase_refused_by_stripe(client, fake_billing, person)
 
     assert response.status_code == 409
     assert "nothing was erased" in response.get_data(as_text=True)
@@ -187,15 +192,7 @@ def test_the_refusal_is_explained_in_the_supporters_language(app_ctx, client, fa
     person = stripe_donor["supporter"]
     person.locale = "de"
     db.session.flush()
-    path = account_path(person)
-    page = client.get(f"{path}/erase").get_data(as_text=True)
-    original = fake_billing._delete_customer
-    fake_billing._delete_customer = lambda customer_id: _error(
-        403, {"type": "invalid_request_error", "message": "The provided key does not have access to customers."})
-    try:
-        response = client.post(f"{path}/erase", data={"csrf_token": hidden_value(page, "csrf_token")})
-    finally:
-        fake_billing._delete_customer = original
+    response = erase_refused_by_stripe(client, fake_billing, person)
 
     assert response.status_code == 409
     assert ('<p class="error" role="alert">Der Zahlungsanbieter ist nicht erreichbar; es wurde nichts gelöscht. '
