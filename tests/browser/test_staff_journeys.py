@@ -196,7 +196,7 @@ def ledger_in_db(app, start: date, end: date) -> list[tuple]:
 
 
 def test_accountant_downloads_the_quarters_ledger_as_csv_and_xlsx_and_cannot_refund(
-        new_context, live_app, campaigns, clean):
+        new_context, live_app, campaigns, mailbox, clean):
     import openpyxl
 
     from donations.extensions import db
@@ -206,6 +206,7 @@ def test_accountant_downloads_the_quarters_ledger_as_csv_and_xlsx_and_cannot_ref
     app, origin = live_app
     campaigns("default")
     gift_id, _ = books_with_a_refund(app)
+    assert [m["To"] for m in mailbox.deliver(app)] == [SUPPORTER]  # the gift's receipt, once
     today = datetime.now(timezone.utc).date()  # the books' days are UTC days
     start = quarter_start(today)
     books = ledger_in_db(app, start, today)
@@ -284,3 +285,5 @@ def test_accountant_downloads_the_quarters_ledger_as_csv_and_xlsx_and_cannot_ref
     actions = audit_actions(app)
     assert ("denied", "staff.refund", str(gift_id), "denied") in actions
     assert [a for a in actions if a[0] == "donation.refund"] == [("donation.refund", "donation", str(gift_id), "ok")]
+    # Exports and a refused refund write to nobody: the outbox has nothing new.
+    assert mailbox.deliver(app) == []
