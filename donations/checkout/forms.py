@@ -5,11 +5,11 @@ import uuid
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import ValidationError
 
 from ..campaigns import operations as campaigns
+from ..forms import Form
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from .operations import (
@@ -35,7 +35,7 @@ def _cleaned(fn):
     return validator
 
 
-class DonationForm(FlaskForm):
+class DonationForm(Form):
     campaign = HiddenField(default=campaigns.DEFAULT_SLUG)
     #: A preset (in major units) or "other", which reads ``custom_amount``.
     amount = RadioField(_l("Amount"), choices=[], validate_choice=False)

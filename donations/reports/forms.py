@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import uuid
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, StopValidation, ValidationError
 
+from ..forms import Form
 from .models import MAX_WORKING_DAY, WEEKDAYS, ReportKind
 from .schedule import parse_recipients
 
@@ -27,7 +27,7 @@ HOUR = "Enter an hour from 0 to 23."
 WORKING_DAY = f"Enter a working day from 1 to {MAX_WORKING_DAY}."
 
 
-class ScheduleForm(FlaskForm):
+class ScheduleForm(Form):
     """What both reports share: on or off, to whom, from which hour (UTC)."""
 
     enabled = BooleanField("Send this report")
@@ -64,7 +64,7 @@ FORMS: dict[ReportKind, type[ScheduleForm]] = {
 }
 
 
-class SendNowForm(FlaskForm):
+class SendNowForm(Form):
     #: Unique per rendered button: part of the emails' dedupe keys, so a double-submit sends once.
     token = HiddenField(default=lambda: uuid.uuid4().hex, validators=[InputRequired()])
 

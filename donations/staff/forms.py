@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 from babel.core import Locale, UnknownLocaleError
 from flask import current_app
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -23,19 +22,20 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 
 from ..campaigns.models import Allocation, GoalPeriod, Placement
 from ..checkout.validation import clean_email
+from ..forms import Form
 from ..ledger.models import Frequency
 from ..money import Money, MoneyError
 from .auth import password_problem
 from .models import Role
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = StringField("Email", validators=[InputRequired()], render_kw={"autocomplete": "username"})
     password = PasswordField("Password", validators=[InputRequired(), Length(max=256)],
                              render_kw={"autocomplete": "current-password"})
 
 
-class RefundForm(FlaskForm):
+class RefundForm(Form):
     amount = StringField("Amount to refund", validators=[InputRequired("Enter an amount.")],
                          render_kw={"inputmode": "decimal"})
     #: Unique per rendered form: the refund's idempotency key, so a double-submit refunds once.
@@ -48,11 +48,11 @@ class RefundForm(FlaskForm):
             raise ValidationError("This form has expired; reload the page.") from None
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button with nothing but the CSRF token."""
 
 
-class CampaignForm(FlaskForm):
+class CampaignForm(Form):
     headline = StringField("Headline", validators=[InputRequired(), Length(max=200)])
     body = TextAreaField("Body", validators=[InputRequired(), Length(max=2000)],
                          description="{publication} is replaced by the publication's name.")
@@ -97,7 +97,7 @@ def _parse_utc(text: str | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc, second=0, microsecond=0)
 
 
-class CampaignCreateForm(FlaskForm):
+class CampaignCreateForm(Form):
     slug = StringField("Slug (in the embed tag and the donation link)", validators=[
         InputRequired("Enter a slug."), Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$",
                                                message="Use 1 to 64 lower-case letters, digits and dashes.")])
@@ -123,10 +123,11 @@ class _UniqueIds:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self:
-            field.id = field.label.field_id = f"{self.id_prefix}{field.id}"
+            if field.id is not False:  # the CSRF token has none (donations.forms)
+                field.id = field.label.field_id = f"{self.id_prefix}{field.id}"
 
 
-class CampaignSettingsForm(_UniqueIds, FlaskForm):
+class CampaignSettingsForm(_UniqueIds, Form):
     """Where, when and how a campaign shows. Times are UTC (the app has no publisher time zone)."""
 
     id_prefix = "settings-"
@@ -226,7 +227,7 @@ class CampaignSettingsForm(_UniqueIds, FlaskForm):
 VARIANT_KEY = r"^[a-z0-9-]{1,16}$"
 
 
-class VariantForm(_UniqueIds, FlaskForm):
+class VariantForm(_UniqueIds, Form):
     """A variant's settings; empty copy, presets, frequency or placement are the campaign's own.
     The preset fields (one per frequency and currency) are added in the view, as on the campaign's form."""
 
@@ -248,7 +249,7 @@ class VariantForm(_UniqueIds, FlaskForm):
                                    validators=[Optional(), NumberRange(1, 100, "Use a paragraph from 1 to 100.")])
 
 
-class TranslationForm(_UniqueIds, FlaskForm):
+class TranslationForm(_UniqueIds, Form):
     """A variant's copy in one more language; empty fields fall back (see CampaignTranslation)."""
 
     id_prefix = "translation-"
@@ -266,7 +267,7 @@ class TranslationForm(_UniqueIds, FlaskForm):
             raise ValidationError(str(exc)) from None
 
 
-class UserForm(FlaskForm):
+class UserForm(Form):
     email = StringField("Email", validators=[InputRequired()])
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value) for r in Role])
     password = PasswordField("Initial password", validators=[InputRequired()])
@@ -283,12 +284,12 @@ class UserForm(FlaskForm):
             raise ValidationError(problem)
 
 
-class UserChangeForm(FlaskForm):
+class UserChangeForm(Form):
     role = SelectField("Role", choices=[SelectChoice(r.value, r.value) for r in Role])
     active = SelectField("Status", choices=[SelectChoice("1", "active"), SelectChoice("0", "deactivated")])
 
 
-class ExportForm(FlaskForm):
+class ExportForm(Form):
     """/staff/reports: which export, for which range, in which format. The range is checked by
     donations.reports.operations.parse_export_request, the same rules as the command line's."""
 
