@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -13,6 +13,8 @@ from .security import headers as security_headers
 from .security.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Seconds a client is asked to wait when the database is away (a restart or failover takes about that long).
+DATABASE_RETRY_AFTER = 30
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -169,8 +171,19 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        from .db import database_unavailable, discard_transaction, short_reason
+
+        discard_transaction(db.session)
+        if database_unavailable(exc):
+            # Not a bug of ours: the database is restarting, cut the connection or is out of connections. Say
+            # so with a 503 that asks to come back (nothing of the request was kept), and log no traceback.
+            app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, short_reason(exc))
+            headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+            if wants_json():
+                return jsonify(error="The database is unavailable; nothing was stored. Please try again."), 503, headers
+            return render_template("error.html", code=503, message=gettext(
+                "We cannot reach our records just now. Nothing was charged; please try again in a minute.")), 503, headers
         app.logger.exception("unhandled error")
-        db.session.rollback()
         if wants_json():
             return jsonify(error="Something went wrong on our side. Nothing was charged."), 500
         return render_template("error.html", code=500,

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import enum
+import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, Enum, MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import DeclarativeBase, registry, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -18,8 +21,48 @@ NAMING_CONVENTION = {
 }
 
 
+log = logging.getLogger(__name__)
+
+#: The database cannot be reached, cut our connection, is restarting, or no pooled connection came free in time.
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the database being away rather than from our code or our data.
+
+    It looks along the exception's causes too: a lost connection often surfaces as another error raised while
+    SQLAlchemy cleans up (a savepoint it cannot release, a rollback on a dead connection)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own when there is one), never its SQL or parameters."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def discard_transaction(session) -> None:
+    """Roll the session back after a failure; when even that fails (the connection is gone), drop the session's
+    connections, so the pool replaces them and the next request starts clean."""
+    if isinstance(session, scoped_session):
+        session = session()
+    try:
+        session.rollback()
+    except Exception as exc:  # noqa: BLE001 - the request is already failing; the answer must still go out
+        log.warning("rollback failed, the session's connections are discarded: %s", short_reason(exc))
+        try:
+            session.invalidate()
+        except Exception:  # noqa: BLE001
+            log.warning("the session could not be invalidated either", exc_info=True)
 
 
 class UTCDateTime(TypeDecorator):

@@ -95,7 +95,10 @@ def openapi_document(config) -> dict:
                             "required": ["error", "retry_after"],
                         }}},
                     },
-                    "503": {"description": "The payment provider is unavailable; nothing was charged."},
+                    "503": {"description": "The payment provider or the database is unavailable; nothing was "
+                                           "created or charged. With the database away, Retry-After says when "
+                                           "to try again.",
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
                 },
             }},
             "/api/v1/campaigns/{slug}": {"get": {
@@ -125,6 +128,8 @@ def openapi_document(config) -> dict:
                                 "type": "object", "properties": {"error": {"type": "string"}},
                                 "required": ["error"]}}}},
                     "404": {"description": "No active campaign has this slug."},
+                    "503": {"description": "The database is unavailable; try again after Retry-After seconds.",
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
                 },
             }},
         },

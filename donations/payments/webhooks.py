@@ -12,11 +12,10 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 
 from ..checkout import operations as checkout_ops
-from ..db import now_utc
+from ..db import database_unavailable, discard_transaction, now_utc, short_reason
 from ..extensions import csrf, db
 from ..ledger import operations as ledger
 from ..ledger import payouts
@@ -28,10 +27,6 @@ bp = Blueprint("webhooks", __name__)
 
 #: Seconds a signature's timestamp may differ from our clock, into the past or the future.
 TOLERANCE = 300
-#: The database cannot be reached, or no connection came free in time: the event is not stored, so the
-#: answer is 503 and Stripe delivers it again.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
-
 
 class InvalidWebhook(ValueError):
     pass
@@ -92,20 +87,16 @@ def stripe_webhook():
     try:
         outcome = receive_event(event)
         db.session.commit()
-    except DATABASE_UNAVAILABLE as exc:
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
         # The database is down, restarting or cut our connection: nothing of this event is stored, so the
         # answer must not be 2xx. Stripe redelivers a 5xx, and pool_pre_ping reconnects for the next request.
-        db.session.rollback()
+        discard_transaction(db.session)
         log.warning("webhook %s (%s) not stored, the database is unavailable: %s",
                     event["id"], event["type"], short_reason(exc))
         return jsonify(error="The database is unavailable; the event was not stored. Stripe will retry."), 503
     return jsonify(received=True, outcome=outcome), 200
-
-
-def short_reason(exc: BaseException) -> str:
-    """The first line of a database error (the driver's own when there is one), never its SQL or parameters."""
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def receive_event(event: dict[str, Any]) -> str:

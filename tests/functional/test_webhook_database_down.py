@@ -89,3 +89,38 @@ def test_other_database_errors_are_not_called_unavailable(app_ctx, client, monke
 
     assert response.status_code == 500 and response.is_json
     assert booked() == (0, 0, 0)
+
+
+def test_a_lost_connection_that_surfaces_as_another_error_is_still_503(app_ctx, client, monkeypatch, caplog):
+    """SQLAlchemy often reports a lost connection while cleaning up (a savepoint it cannot release, a rollback on
+    a dead connection) as an error of its own, raised from the lost connection; and the rollback itself may fail.
+    It is still the database being away: 503, so Stripe retries, and the retry books the gift."""
+    from sqlalchemy.exc import PendingRollbackError
+
+    attempt = make_attempt()
+    db.session.commit()
+    evt = event("checkout.session.completed", checkout_session(attempt))
+
+    def cleanup_fails(event):
+        try:
+            raise lost("RELEASE SAVEPOINT sa_savepoint_1")
+        except OperationalError:
+            raise PendingRollbackError("This Session's transaction has been rolled back", None, None) from None
+
+    def rollback_fails():
+        raise lost("ROLLBACK")
+
+    invalidated = []
+    monkeypatch.setattr("donations.payments.webhooks.receive_event", cleanup_fails)
+    monkeypatch.setattr(db.session(), "rollback", rollback_fails)
+    monkeypatch.setattr(db.session(), "invalidate", lambda: invalidated.append(True))  # the test's connection stays
+    with caplog.at_level(logging.WARNING):
+        response = post_event(client, evt)
+    monkeypatch.undo()
+
+    assert_unavailable(response)
+    assert invalidated == [True]  # the dead connection is not handed to the next request
+    assert "Traceback" not in caplog.text and "rollback failed" in caplog.text
+    assert booked() == (0, 0, 0)
+    assert post_event(client, evt).status_code == 200
+    assert booked() == (1, 1, 1)
