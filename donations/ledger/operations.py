@@ -287,10 +287,11 @@ def record_charge_refunded(charge: dict[str, Any], at: datetime) -> str:
     if refunded <= donation.amount_refunded:
         return f"donation {donation.id}: refund already booked"
     donation.transition(DonationStatus.REFUNDED if refunded >= donation.amount else DonationStatus.PARTIALLY_REFUNDED)
-    db.session.add(Refund(donation_id=donation.id, amount=refunded - donation.amount_refunded,
-                          currency=donation.currency, refunded_at=at))
+    now_refunded = refunded - donation.amount_refunded
+    db.session.add(Refund(donation_id=donation.id, amount=now_refunded, currency=donation.currency, refunded_at=at))
     donation.amount_refunded = refunded
     donation.refunded_at = at
+    emails.queue_refund(donation, now_refunded)
     return f"donation {donation.id} {donation.status.value} ({refunded} refunded)"
 
 

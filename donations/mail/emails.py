@@ -117,6 +117,31 @@ def queue_recurring_canceled(recurring: RecurringDonation) -> None:
                  dedupe_key=f"recurring_canceled:{recurring.id}:{recurring.status.value}", locale=locale)
 
 
+def refund_context(donation: Donation, refunded: int) -> dict:
+    locale = current_locale()
+    return {
+        **_base(donation.supporter),
+        "refund": Money(refunded, donation.currency).format(locale),
+        "amount": donation.money.format(locale),
+        "kept": Money(donation.amount - donation.amount_refunded, donation.currency).format(locale),
+        "full": donation.amount_refunded >= donation.amount,
+        "date": _date(donation.paid_at, locale),
+        "receipt_number": donation.receipt_number,
+    }
+
+
+def queue_refund(donation: Donation, refunded: int) -> None:
+    """Tells the supporter that ``refunded`` (minor units) of their gift went back to them, once per refund
+    booked: the key holds the running total refunded, which every booked refund raises and no repeat of
+    Stripe's event does."""
+    recurring = donation.recurring_donation
+    locale = supporter_locale(donation.supporter, donation.attempt_id or (recurring.attempt_id if recurring else None))
+    with force_locale(locale):
+        context = refund_context(donation, refunded)
+    outbox.queue("refund", donation.supporter.email, context,
+                 dedupe_key=f"refund:{donation.id}:{donation.amount_refunded}", locale=locale)
+
+
 def queue_manage_link(supporter: Supporter, nonce: str) -> None:
     """A fresh "manage your donations" link, asked for on /account."""
     outbox.queue("manage_link", supporter.email, _base(supporter), dedupe_key=f"manage_link:{supporter.id}:{nonce}",

@@ -124,7 +124,11 @@ def test_staff_find_a_supporter_refund_half_a_gift_and_edit_the_ask_the_article_
         assert [(r.amount, r.currency) for r in refunds] == [(1250, "EUR")]
         gift = db.session.get(Donation, gift_id)
         assert (gift.amount, gift.amount_refunded, gift.status) == (2500, 1250, DonationStatus.PARTIALLY_REFUNDED)
-    # The app sends the supporter no email about a refund (Stripe's own receipt settings do, in production).
+    # The supporter is told, once: what went back and what stays given.
+    (told,) = mailbox.deliver(app)
+    assert (told["To"], told["Subject"]) == (SUPPORTER, "Your refund from The Riverside Chronicle")
+    told_text = told.get_body(("plain",)).get_content()
+    assert "we have refunded €12.50 of your gift of €25.00" in told_text and "Your gift now: €12.50" in told_text
     assert mailbox.deliver(app) == []
 
     # -- edit the ask -----------------------------------------------------------------------------------------
@@ -206,7 +210,9 @@ def test_accountant_downloads_the_quarters_ledger_as_csv_and_xlsx_and_cannot_ref
     app, origin = live_app
     campaigns("default")
     gift_id, _ = books_with_a_refund(app)
-    assert [m["To"] for m in mailbox.deliver(app)] == [SUPPORTER]  # the gift's receipt, once
+    # The gift's receipt and the refund's confirmation, once each.
+    assert sorted((m["To"], m["Subject"].split()[1]) for m in mailbox.deliver(app)) == [
+        (SUPPORTER, "receipt"), (SUPPORTER, "refund")]
     today = datetime.now(timezone.utc).date()  # the books' days are UTC days
     start = quarter_start(today)
     books = ledger_in_db(app, start, today)

@@ -161,7 +161,7 @@ def test_the_monthly_report_carries_the_month_s_ledger_as_csv(app_ctx, books, cl
     db.session.commit()
 
     send_scheduled_reports(now=datetime(2026, 11, 2, 7, tzinfo=timezone.utc))
-    assert send_due()["sent"] == 4  # the three gifts' receipts and the report
+    assert send_due()["sent"] == 5  # the three gifts' receipts, the confirmation of the refund, and the report
 
     [message] = [m for m in (email.message_from_bytes(m.content, policy=policy.default) for m in messages)
                  if m["To"] == "accounts@example.org"]

@@ -60,7 +60,7 @@ def test_supporter_downloads_all_their_data_as_json(client, donor):
     assert gift["receipt_number"] and gift["amount_refunded_minor"] == 500
     assert [(r["amount_minor"], r["formatted"]) for r in data["refunds"]] == [(500, "€5.00")]
     assert [r["number"] for r in data["receipts"]] == [gift["receipt_number"]]
-    assert [(e["kind"], e["to"]) for e in data["emails"]] == [("receipt", EMAIL)]
+    assert [(e["kind"], e["to"]) for e in data["emails"]] == [("receipt", EMAIL), ("refund", EMAIL)]
     assert data["emails"][0]["subject"]
     assert [(c["action"], c["wording"], c["source"]) for c in data["consents"]] == [
         ("given", MAILING_CONSENT_TEXT, "donation form")]
