@@ -30,3 +30,23 @@ def days_around() -> Iterator[list[date]]:
     days = [utc_today()]
     yield days
     days.append(utc_today())
+
+
+class _RecentDay:
+    """Equal to today (UTC, read when compared) and to yesterday: the day of something the test stamped a
+    moment ago, when midnight may have passed between stamping it and checking it."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, date) or isinstance(other, datetime):
+            return NotImplemented
+        today = utc_today()
+        return other in (today, today - timedelta(days=1))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "<today or yesterday (UTC)>"
+
+
+#: Compare a stamped day with it: ``assert rows == [(RECENT_DAY, ...)]``.
+RECENT_DAY = _RecentDay()
