@@ -401,8 +401,7 @@ def assert_errors_tied(page, expected: dict[str, str]) -> None:
     # Chromium applies autofocus at its next rendering step, a moment after the page has loaded.
     first = next(iter(expected))
     try:
-        page.wait_for_function("(name) => document.activeElement && document.activeElement.name === name", arg=first,
-                               timeout=2000)
+        page.wait_for_function("(name) => document.activeElement && document.activeElement.name === name", arg=first)
     finally:
         assert focused(page)["name"] == first
 
@@ -491,7 +490,7 @@ def test_manage_page_of_a_monthly_gift_ties_a_refused_amount_to_its_field(contex
     assert field.get_attribute("aria-invalid") == "true"
     message = page.locator(f"#{field.get_attribute('aria-describedby')}")
     assert message.get_attribute("role") == "alert" and message.inner_text()
-    page.wait_for_function("document.activeElement && document.activeElement.name === 'amount'", timeout=2000)
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'amount'")
     assert_accessible(page, "the manage page with a refused amount")
     # Reloaded, the message is gone, and so is the mark.
     page.reload()

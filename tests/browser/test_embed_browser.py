@@ -3,6 +3,7 @@ variant, where it stands, the cap, the counts it sends and the donation link it 
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -61,6 +62,15 @@ def count_beacons(context, origin: str) -> list[dict]:
         route.fulfill(status=204)
 
     context.route(f"{origin}/embed/v1/count", answer)
+    return sent
+
+
+def wait_for_beacons(page, sent: list[dict], count: int, seconds: float = 5) -> list[dict]:
+    """``sent`` once it holds ``count`` beacons, or after ``seconds``: the route handler runs only while
+    Playwright waits, and a beacon sent as the page unloads (the click's) may reach it late."""
+    deadline = time.monotonic() + seconds
+    while len(sent) < count and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     return sent
 
 
@@ -283,8 +293,9 @@ def test_the_button_sends_a_click_and_goes_to_the_donation_link(context, campaig
     sent = count_beacons(context, live_app[1])
     page = context.new_page()
     url = publish()
-    page.goto(url)
-    host = ask(page)
+    with page.expect_request(f"{live_app[1]}/embed/v1/count"):  # the impression, before anything is clicked
+        page.goto(url)
+        host = ask(page)
     host.get_by_label("€50.00").check()
 
     with page.expect_navigation(url=f"{live_app[1]}/donate*"):
@@ -293,7 +304,7 @@ def test_the_button_sends_a_click_and_goes_to_the_donation_link(context, campaig
     query = parse_qs(urlsplit(page.url).query)
     assert query == {"campaign": ["give"], "variant": ["b"], "article_url": [url], "currency": ["EUR"],
                      "locale": ["en"], "frequency": ["one_off"], "amount": ["50.00"]}
-    assert [b["type"] for b in sent] == ["impression", "click"]
+    assert [b["type"] for b in wait_for_beacons(page, sent, 2)] == ["impression", "click"]
     assert sent[1]["variant"] == "b"
 
 

@@ -3,6 +3,7 @@ to the test's rolled-back transaction, and a donation form filled in as a browse
 from __future__ import annotations
 
 import os
+import time
 import re
 import uuid
 from contextlib import contextmanager
@@ -105,3 +106,27 @@ def fresh_attack_mode(app):
     yield
     with app.app_context():
         antifraud.forget_attack_mode()
+
+
+class FormClock:
+    """The clock the fill-time check reads (``time`` in donations.security.antifraud), standing still until the
+    test moves it: "sent back at once" and "after a human pause" do not depend on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:  # the attack-mode cache's clock runs as usual
+        return time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def form_clock(monkeypatch) -> FormClock:
+    clock = FormClock()
+    monkeypatch.setattr(antifraud, "time", clock)
+    return clock

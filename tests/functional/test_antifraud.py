@@ -1,8 +1,6 @@
 """Defences on starting a checkout: rate limits, honeypot, fill time, minimum amounts, client addresses."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
@@ -18,6 +16,7 @@ from tests.functional.antifraud_helpers import (  # noqa: F401 (fixtures)
     api_body,
     app_with,
     filled_form,
+    form_clock,
     form_page,
     fresh_attack_mode,
     gateway,
@@ -160,7 +159,7 @@ def test_the_honeypot_is_hidden_by_the_stylesheet(client):
 
 
 def test_a_form_sent_back_faster_than_a_person_fills_it_in_is_refused_and_shown_again(app, client, gateway,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, form_clock):
     monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 2)
     html = form_page(client)
 
@@ -169,7 +168,7 @@ def test_a_form_sent_back_faster_than_a_person_fills_it_in_is_refused_and_shown_
     assert fast.status_code == 400 and gateway.calls == 0
     page = fast.get_data(as_text=True)
     assert "quicker than a person can fill in the form" in page and 'value="quick@example.com"' in page
-    time.sleep(2.1)
+    form_clock.advance(2.1)
     # The page shown again starts its own clock; after a human pause the gift goes through.
     assert client.post("/donate", data=filled_form(page, email="quick@example.com")).status_code == 303
     assert gateway.calls == 1

@@ -2,8 +2,6 @@
 supporters export includes only supporters whose consent stands."""
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import select
 
 from donations.checkout.models import CheckoutAttempt
@@ -16,9 +14,7 @@ from tests.functional.helpers import hidden_value
 from tests.functional.test_account import EMAIL, account
 from tests.functional.test_api import VALID
 from tests.functional.test_mailing_consent import give
-from tests.functional.test_supporters_export import csv_rows, export
-
-TODAY = date.today().isoformat()
+from tests.functional.test_supporters_export import csv_rows, export, recent_range
 
 
 def history(email: str = EMAIL) -> list[tuple[str, str, str]]:
@@ -79,7 +75,7 @@ def test_the_supporters_export_has_only_those_whose_consent_stands(app_ctx, clie
                   requested_by="supporter")
     db.session.commit()
 
-    rows = csv_rows(export(app_ctx, "--from", TODAY, "--to", TODAY))
+    rows = csv_rows(export(app_ctx, *recent_range()))
 
     assert [row["email"] for row in rows] == ["stays@example.com"]
     # The withdrawal and the erasure are in the history all the same.

@@ -24,10 +24,16 @@ from donations.reports.registry import ExportParams
 from donations.staff.auth import create_user
 from donations.staff.models import AuditEntry, Role, StaffUser
 from tests.conftest import run_threads
+from tests.dates import recent_days
 from tests.staff_helpers import active_content, audit_rows, count, in_app, signed_in, webhook_gift
 
-TODAY = date.today().isoformat()
-FORM = {"kind": "donations", "start": TODAY, "end": TODAY, "format": "csv"}
+
+
+def form(**fields) -> dict:
+    """The report form for yesterday and today (UTC), read when it is sent: it holds the gifts the test made a
+    moment before, even when midnight passed in between."""
+    start, end = recent_days()
+    return {"kind": "donations", "start": start, "end": end, "format": "csv", **fields}
 
 
 @pytest.fixture
@@ -36,8 +42,8 @@ def background(app, monkeypatch):
     monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", -1)
 
 
-def queue(staff, **fields) -> int:
-    response = staff.post("/staff/reports", {**FORM, **fields})
+def queue(staff, data: dict | None = None, **fields) -> int:
+    response = staff.post("/staff/reports", data or form(**fields))
     assert response.status_code == 303, response.get_data(as_text=True)
     match = re.fullmatch(r"/staff/reports/jobs/(\d+)", response.headers["Location"])
     assert match, response.headers["Location"]
@@ -65,12 +71,14 @@ def test_a_large_export_is_queued_audited_and_shown_with_a_progress_bar(app, cli
     webhook_gift(client)
     staff = signed_in(client, Role.ACCOUNTANT)
 
-    job_id = queue(staff)
+    sent = form()
+    job_id = queue(staff, sent)
+    start, end = sent["start"], sent["end"]
 
     assert job_row(app, job_id)["status"] is ExportStatus.QUEUED
     [entry] = audit_rows(app, AuditEntry.action == "export.request")
     assert (entry["actor_id"], entry["object_id"]) == (staff.id, str(job_id))
-    assert entry["detail"] == {"kind": "donations", "format": "csv", "start": TODAY, "end": TODAY}
+    assert entry["detail"] == {"kind": "donations", "format": "csv", "start": start, "end": end}
     html = staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
     assert '<progress id="export-progress"' in html and "queued" in html
     page = active_content(html)
@@ -80,14 +88,15 @@ def test_a_large_export_is_queued_audited_and_shown_with_a_progress_bar(app, cli
         assert script.status_code == 200 and b"export-progress" in script.data
     assert staff.get(f"/staff/reports/jobs/{job_id}/status").get_json() == {
         "id": job_id, "status": "queued", "rows_done": 0, "rows_total": None, "error": None,
-        "file_name": f"donations-{TODAY}-{TODAY}.csv", "download_url": None, "deleted": False}
+        "file_name": f"donations-{start}-{end}.csv", "download_url": None, "deleted": False}
 
 
 def test_the_job_runs_from_queued_through_running_to_done_and_downloads(app, client, background, monkeypatch):
     for amount in (1000, 2000, 3000):
         webhook_gift(client, amount=amount)
     staff = signed_in(client, Role.ACCOUNTANT)
-    job_id = queue(staff)
+    sent = form()
+    job_id = queue(staff, sent)
     seen: list[tuple] = []
     record = export_ops._record
 
@@ -110,7 +119,7 @@ def test_the_job_runs_from_queued_through_running_to_done_and_downloads(app, cli
     assert 'value="3"' in staff.get(f"/staff/reports/jobs/{job_id}").get_data(as_text=True)
     response = staff.get(state["download_url"])
     assert response.status_code == 200
-    assert response.headers["Content-Disposition"] == f"attachment; filename=donations-{TODAY}-{TODAY}.csv"
+    assert response.headers["Content-Disposition"] == f"attachment; filename=donations-{sent['start']}-{sent['end']}.csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     response.close()
     assert sorted(r["amount"] for r in rows) == ["10.00", "20.00", "30.00"]
@@ -227,11 +236,12 @@ def test_the_file_is_stored_in_the_database_so_any_web_host_serves_the_download(
         webhook_gift(client, amount=amount)
     staff = signed_in(client, Role.ACCOUNTANT)
     monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", 10_000)
-    with staff.post("/staff/reports", FORM) as direct:  # the same export, answered at once
+    sent = form()
+    with staff.post("/staff/reports", sent) as direct:  # the same export, answered at once
         assert direct.status_code == 200
         expected = direct.get_data()
     monkeypatch.setitem(app.config, "EXPORT_DIRECT_MAX_ROWS", -1)
-    job_id = queue(staff)
+    job_id = queue(staff, sent)
     monkeypatch.setattr(export_ops, "CHUNK_BYTES", 100)  # a file of many chunks, put back together in order
     scratch = Path(app.config["EXPORT_DIR"])
 
@@ -259,7 +269,7 @@ def test_staff_without_reports_read_get_403(app, client, background, suffix):
 
     with staff.get(f"/staff/reports/jobs/{job_id}{suffix}") as response:
         assert response.status_code == 403
-    assert staff.post("/staff/reports", FORM).status_code == 403
+    assert staff.post("/staff/reports", form()).status_code == 403
 
 
 @pytest.mark.parametrize("suffix", ["", "/status", "/download"])
@@ -273,7 +283,7 @@ def test_a_small_export_from_the_form_downloads_at_once(app, client):
     webhook_gift(client)
     staff = signed_in(client, Role.ACCOUNTANT)
 
-    response = staff.post("/staff/reports", {**FORM, "bom": "y"})
+    response = staff.post("/staff/reports", form(bom="y"))
 
     assert response.status_code == 200
     assert response.data.startswith(b"\xef\xbb\xbfdonation_id,")
@@ -285,7 +295,7 @@ def test_a_small_export_from_the_form_downloads_at_once(app, client):
 def test_the_supporters_export_from_the_form(app, client):
     staff = signed_in(client, Role.ADMIN)
 
-    response = staff.post("/staff/reports", {**FORM, "kind": "supporters"})
+    response = staff.post("/staff/reports", form(kind="supporters"))
 
     assert response.status_code == 200
     assert response.get_data(as_text=True).splitlines()[0].startswith("email,name,consented_at")
@@ -305,7 +315,7 @@ def test_the_supporters_export_from_the_form(app, client):
 def test_bad_requests_are_400_with_a_message_and_queue_nothing(app, client, background, fields, message):
     staff = signed_in(client, Role.ACCOUNTANT)
 
-    response = staff.post("/staff/reports", {**FORM, **fields})
+    response = staff.post("/staff/reports", form(**fields))
 
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -315,7 +325,7 @@ def test_bad_requests_are_400_with_a_message_and_queue_nothing(app, client, back
 def test_the_form_needs_its_csrf_token(app, client, background):
     staff = signed_in(client, Role.ACCOUNTANT)
 
-    assert staff.post("/staff/reports", FORM, csrf=False).status_code == 400
+    assert staff.post("/staff/reports", form(), csrf=False).status_code == 400
     assert count(app, ExportJob) == 0
 
 
@@ -323,7 +333,8 @@ def test_a_large_export_by_link_is_not_queued(app, client, background):
     webhook_gift(client)
     staff = signed_in(client, Role.ACCOUNTANT)
 
-    response = staff.get(f"/staff/reports?from={TODAY}&to={TODAY}&format=csv")
+    start, end = recent_days()
+    response = staff.get(f"/staff/reports?from={start}&to={end}&format=csv")
 
     assert response.status_code == 400 and "too large to download at once" in response.get_data(as_text=True)
     assert count(app, ExportJob) == 0

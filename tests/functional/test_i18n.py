@@ -12,7 +12,6 @@ from flask import g
 from sqlalchemy import select
 
 from donations.checkout.models import CheckoutAttempt
-from donations.db import now_utc
 from donations.extensions import db
 from donations.i18n import select_locale
 from donations.ledger.models import ConsentRecord, Donation, Supporter
@@ -30,9 +29,12 @@ def text(response) -> str:
     return html_lib.unescape(response.get_data(as_text=True))
 
 
-def today(locale: str) -> str:
-    """Today as the receipt prints it in ``locale``."""
-    return format_date(now_utc(), "long", locale=locale)
+def paid_on(email: str, locale: str, pattern: str = "long") -> str:
+    """The day the supporter's latest gift was paid, as the receipt prints it in ``locale``: taken from the
+    stored gift, not from the clock read again (midnight may have passed since)."""
+    paid_at = db.session.scalars(select(Donation.paid_at).join(Supporter, Donation.supporter_id == Supporter.id)
+                                 .where(Supporter.email == email).order_by(Donation.id.desc())).first()
+    return format_date(paid_at, pattern, locale=locale)
 
 
 def pay_in(client, locale: str, *, email: str = "leserin@example.com", amount: str = "25.00",
@@ -189,7 +191,8 @@ def test_german_reader_gets_a_german_receipt(app_ctx, client):
     assert receipt.subject.startswith("Ihre Quittung ")
     assert body.startswith("Guten Tag Ada Reader,\n\nvielen Dank für Ihre Spende an ")
     assert "Betrag: 25,00\u00a0€" in body
-    assert f"Datum: {today('de')}" in body and re.search(r"\d\. [A-ZÄÖÜ][a-zä]+ \d{4}", today("de"))
+    day = paid_on("leserin@example.com", "de")
+    assert f"Datum: {day}" in body and re.search(r"\d\. [A-ZÄÖÜ][a-zä]+ \d{4}", day)
     assert "Rhythmus: Einmalig" in body
     assert "Ihre Spende verwalten" in body and "Bitte bewahren Sie diese E-Mail" in body
     assert '<html lang="de">' in html and "25,00\u00a0€" in html and "Quittungsnummer" in html
@@ -205,7 +208,7 @@ def test_french_reader_gets_a_french_receipt(app_ctx, client):
     assert "Bonjour Ada Reader,\n\nMerci pour votre don à " in receipt.body_text
     assert "Montant\u00a0: 10,00\u00a0€" not in receipt.body_text  # labels end with a plain ": "
     assert "Montant: 10,00\u00a0€" in receipt.body_text
-    assert f"Date: {today('fr')}" in receipt.body_text
+    assert f"Date: {paid_on('lectrice@example.com', 'fr')}" in receipt.body_text
     assert "Fréquence: Mensuel" in receipt.body_text and "Prochain don:" in receipt.body_text
     assert '<html lang="fr">' in receipt.body_html
 
@@ -215,7 +218,7 @@ def test_english_receipt_is_unchanged(app_ctx, client):
 
     [receipt] = receipts()
     assert receipt.subject.startswith("Your receipt ")
-    assert "Amount: €25.00" in receipt.body_text and f"Date: {format_date(now_utc(), 'd MMMM y', locale='en')}" \
+    assert "Amount: €25.00" in receipt.body_text and f"Date: {paid_on('reader@example.com', 'en', 'd MMMM y')}" \
         in receipt.body_text
 
 

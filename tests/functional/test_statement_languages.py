@@ -69,8 +69,8 @@ def statement_pdf(client, statement: AnnualStatement, address: str, **headers) -
     return words(pdf_text(response.data))
 
 
-def today_in(locale: str) -> str:
-    return format_date(date.today(), "long", locale=locale)
+def day_in(day: date, locale: str) -> str:
+    return format_date(day, "long", locale=locale)
 
 
 GERMAN = ["Jahresübersicht Ihrer Spenden 2026", "Übersicht S2026-000001", "Nummer der Übersicht", "Geschäftsjahr",
@@ -150,8 +150,11 @@ def test_a_german_supporter_gets_the_statement_email_and_its_copy_with_the_pdf_i
     statement = issue_2026(app)
     reads_in(app, "leser@example.com", "fr")  # later on, the supporter reads us in French
     with in_app(app):
-        statements.reissue_statement(db.session.get(AnnualStatement, statement.id))
+        stored = db.session.get(AnnualStatement, statement.id)
+        statements.reissue_statement(stored)
         db.session.commit()
+        # The days the documents print, as stored (they differ if midnight passed in between).
+        issued_on, reissued_on = stored.issued_at.date(), stored.reissued_at.date()
         assert send_due() == {"sent": 2, "retry": 0, "failed": 0}
 
     sent = {}
@@ -168,8 +171,8 @@ def test_a_german_supporter_gets_the_statement_email_and_its_copy_with_the_pdf_i
     # The copy is the German document as issued, marked in German; its letter follows the supporter's language now.
     copy, copy_pdf = sent["statement-S2026-000001-copy-1.pdf"]
     assert copy["Subject"] == "Copie de votre relevé de dons 2026 de The Riverside Chronicle"
-    today = today_in("de")
-    assert f"KOPIE – erneut ausgestellt am {today}. Das Original wurde am {today} ausgestellt." in copy_pdf
+    assert (f"KOPIE – erneut ausgestellt am {day_in(reissued_on, 'de')}. "
+            f"Das Original wurde am {day_in(issued_on, 'de')} ausgestellt.") in copy_pdf
     assert "Übersicht S2026-000001 · KOPIE" in copy_pdf
     assert "Jahresübersicht Ihrer Spenden 2026" in copy_pdf and "55,00 €" in copy_pdf
     assert "Relevé" not in copy_pdf and "COPY" not in copy_pdf
