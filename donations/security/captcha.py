@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
@@ -60,8 +61,9 @@ def provider() -> Provider | None:
 def verify(token: object) -> None:
     """Ask the provider whether ``token`` is a solved challenge; raise CaptchaFailed unless it says yes.
 
-    Fails closed: a network error, a timeout, a non-200 answer, a body that is not JSON, or ``success``
-    not exactly true all refuse.
+    Fails closed: a network error, a timeout, a non-200 answer, a body that is not JSON, ``success``
+    not exactly true, or a ``hostname`` (where the challenge was solved) missing or not one of ours
+    (:func:`allowed_hostnames`) all refuse.
     """
     chosen = provider()
     if chosen is None:
@@ -92,3 +94,24 @@ def verify(token: object) -> None:
         codes = body.get("error-codes") if isinstance(body, dict) else None
         log.info("captcha: %s refused the token: %s", chosen.name, codes)
         raise CaptchaFailed(UNVERIFIED)
+    solved_on = body.get("hostname")
+    if not isinstance(solved_on, str) or solved_on.strip().lower().rstrip(".") not in allowed_hostnames():
+        # A token solved on another site (relayed by a solving service, or a page of someone else's) is no
+        # proof about this reader. Logged without the token, which could still be spent.
+        log.warning("captcha: %s token was solved on %r, not on one of our hosts", chosen.name,
+                    solved_on[:255] if isinstance(solved_on, str) else solved_on)
+        raise CaptchaFailed(UNVERIFIED)
+
+
+def allowed_hostnames() -> frozenset[str]:
+    """The hosts the app serves its forms on: PUBLIC_URL's and those of ALLOWED_ORIGINS (the embed's pages)."""
+    config = current_app.config
+    hosts = set()
+    for url in (config["PUBLIC_URL"], *config.get("ALLOWED_ORIGINS", ())):
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if host:
+            hosts.add(host.lower().rstrip("."))
+    return frozenset(hosts)

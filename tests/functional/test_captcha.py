@@ -22,10 +22,11 @@ GOOD = "XXXX.DUMMY.TOKEN.XXXX"
 
 
 class Provider:
-    """What the provider answers next: ``status`` and ``body`` (bytes), or a delay beyond the timeout."""
+    """What the provider answers next: ``status`` and ``body`` (bytes), or a delay beyond the timeout; ``hostname``
+    is where the challenge was solved (PUBLIC_URL's host by default; None leaves it out of the answer)."""
 
     def __init__(self):
-        self.status, self.body, self.delay = 200, None, 0.0
+        self.status, self.body, self.delay, self.hostname = 200, None, 0.0, "donations.test"
         self.requests: list[dict] = []
 
 
@@ -39,9 +40,11 @@ def provider():
             state.requests.append(form)
             if state.delay:
                 threading.Event().wait(state.delay)
-            body = state.body if state.body is not None else json.dumps(
-                {"success": form.get("response") == GOOD and form.get("secret") == "secret-key",
-                 "error-codes": [] if form.get("response") == GOOD else ["invalid-input-response"]}).encode()
+            answer = {"success": form.get("response") == GOOD and form.get("secret") == "secret-key",
+                      "error-codes": [] if form.get("response") == GOOD else ["invalid-input-response"]}
+            if state.hostname is not None:
+                answer["hostname"] = state.hostname
+            body = state.body if state.body is not None else json.dumps(answer).encode()
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -61,10 +64,6 @@ def provider():
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-
-
 
 
 def use_captcha(monkeypatch, app, provider_state, name="turnstile", mode="always"):
@@ -144,6 +143,65 @@ def test_verification_fails_closed(app, client, gateway, provider, monkeypatch, 
 
     assert response.status_code == 400 and gateway.calls == 0
     assert response.get_json()["errors"]["captcha_token"]
+
+
+@pytest.mark.parametrize("name", ["turnstile", "hcaptcha"])
+@pytest.mark.parametrize("hostname", ["donations.test", "publisher.example", "Publisher.EXAMPLE"])
+def test_a_challenge_solved_on_our_own_site_or_the_publishers_passes(app, client, gateway, provider, monkeypatch,
+                                                                      name, hostname):
+    use_captcha(monkeypatch, app, provider, name)
+    provider.hostname = hostname  # PUBLIC_URL http://donations.test, ALLOWED_ORIGINS https://publisher.example
+
+    response = client.post(API, json=api_body(captcha_token=GOOD))
+
+    assert response.status_code == 201 and gateway.calls == 1
+
+
+def attempts(app) -> int:
+    from sqlalchemy import func, select
+
+    from donations.checkout.models import CheckoutAttempt
+    from donations.extensions import db
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(CheckoutAttempt))
+
+
+@pytest.mark.parametrize("name", ["turnstile", "hcaptcha"])
+@pytest.mark.parametrize("hostname", ["evil.example", "donations.test.evil.example", "publisher.example.net", "",
+                                      None])
+def test_a_challenge_solved_elsewhere_or_nowhere_named_is_refused_on_the_form(app, client, gateway, provider,
+                                                                               monkeypatch, caplog, name, hostname):
+    use_captcha(monkeypatch, app, provider, name)
+    provider.hostname = hostname  # None: a success answer without a hostname
+    field = captcha.PROVIDERS[name].response_field
+    before = attempts(app)
+    html = form_page(client)
+
+    with caplog.at_level("WARNING", logger="donations.security.captcha"):
+        response = client.post("/donate", data={**filled_form(html), field: GOOD})
+
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Please confirm that you are a person" in page and '<form class="donate"' in page
+    assert gateway.calls == 0 and attempts(app) == before and len(provider.requests) == 1
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "donations.security.captcha")
+    assert "not on one of our hosts" in logged and GOOD not in logged
+    if hostname:
+        assert hostname in logged
+
+
+@pytest.mark.parametrize("hostname", ["evil.example", None])
+def test_the_api_refuses_a_challenge_solved_elsewhere_or_nowhere_named(app, client, gateway, provider, monkeypatch,
+                                                                       hostname):
+    use_captcha(monkeypatch, app, provider)
+    provider.hostname = hostname
+    before = attempts(app)
+
+    response = client.post(API, json=api_body(captcha_token=GOOD))
+
+    assert response.status_code == 400 and gateway.calls == 0 and attempts(app) == before
+    assert "person" in response.get_json()["errors"]["captcha_token"]
 
 
 def test_in_attack_mode_the_captcha_is_required_of_everyone(app, client, gateway, provider, monkeypatch):
