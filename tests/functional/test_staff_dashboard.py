@@ -50,7 +50,7 @@ def amounts(cell: str) -> list[str]:
 
 def headers(html: str) -> list[str]:
     thead = re.search(r'<table class="history figures">\s*<thead>(.*?)</thead>', html, re.S).group(1)
-    return re.findall(r'<th scope="col">([^<]*)</th>', thead)
+    return [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r'<th scope="col">(.*?)</th>', thead)]
 
 
 def test_money_raised_is_shown_per_currency_and_never_summed(gifts, staff):
@@ -140,7 +140,7 @@ def test_a_range_in_the_past_shows_nothing_raised(gifts, staff):
 @pytest.mark.parametrize("query", [{"from": "2026-02-01", "to": "2026-01-01"}, {"from": "yesterday", "to": "x"},
                                    {"from": "2026-01-01"}])
 def test_a_backwards_or_broken_range_is_ignored(gifts, staff, query):
-    assert len(headers(dashboard(staff, **query))) == 4  # the empty corner and three periods
+    assert len(headers(dashboard(staff, **query))) == 4  # the corner (named for screen readers only) and three periods
 
 
 def refund_event(client, donation_id: int, total_refunded: int, days_ago: int) -> None:
