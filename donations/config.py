@@ -171,7 +171,7 @@ class Config:
         self.CAPTCHA_MODE = env.get("CAPTCHA_MODE", "attack").strip().lower()
         #: Attack mode: switched on when, among at least ATTACK_MIN_ATTEMPTS checkouts started in the last
         #: ATTACK_WINDOW_MINUTES, the share declined or abandoned reaches ATTACK_FAILURE_SHARE; it ends by itself
-        #: ATTACK_MODE_MINUTES after the last time the spike was seen.
+        #: ATTACK_MODE_MINUTES after the last time the spike was seen (or when an admin ends it on /staff/jobs).
         self.ATTACK_WINDOW_MINUTES = _number(env, "ATTACK_WINDOW_MINUTES", "10", int)
         self.ATTACK_MIN_ATTEMPTS = _number(env, "ATTACK_MIN_ATTEMPTS", "30", int)
         self.ATTACK_FAILURE_SHARE = _number(env, "ATTACK_FAILURE_SHARE", "0.6", float)

@@ -28,6 +28,9 @@ from .ip import client_ip, hash_ip
 from .models import SecurityState
 
 ATTACK_MODE = "attack_mode"
+#: The row whose ``started_at`` is when an admin last ended attack mode by hand (/staff/jobs): checkouts opened
+#: before then no longer count towards a spike, so the next check does not switch it on again for the same one.
+ATTACK_MODE_ENDED = "attack_mode_ended"
 #: How long a web process trusts what it last read of attack mode (the scheduler switches it every minute).
 ATTACK_CACHE_SECONDS = 5.0
 #: A donation form older than this is refused as expired (the reader reloads the page).

@@ -10,7 +10,7 @@ from ..checkout.models import AttemptStatus, CheckoutAttempt
 from ..db import now_utc
 from ..extensions import db
 from ..mail import outbox
-from .antifraud import ATTACK_MODE, forget_attack_mode
+from .antifraud import ATTACK_MODE, ATTACK_MODE_ENDED, forget_attack_mode
 from .models import SecurityState
 
 #: A checkout page still open this long after it was made counts as abandoned (a reader pays in a minute or
@@ -33,11 +33,17 @@ def check_attack_mode(now: datetime | None = None) -> dict:
     ATTACK_BASELINE_DAYS before (when those days saw enough checkouts to tell), attack mode runs until
     ATTACK_MODE_MINUTES from now (every CAPTCHA-less gift then meets a stricter per-address limit, and with a
     provider every gift needs the CAPTCHA). Staff get one alert
-    per attack. Nothing switches it off: it ends by itself when ``active_until`` passes.
+    per attack. It ends by itself when ``active_until`` passes, or when an admin ends it (end_attack_mode):
+    then only the checkouts opened after that moment count, so it switches on again only when the card
+    testing goes on (as a new attack, with a new alert), never at once from the checkouts already seen.
     """
     config = current_app.config
     now = now or now_utc()
-    since = now - timedelta(minutes=config["ATTACK_WINDOW_MINUTES"])
+    window_start = since = now - timedelta(minutes=config["ATTACK_WINDOW_MINUTES"])
+    ended = db.session.get(SecurityState, ATTACK_MODE_ENDED)
+    ended_at = _aware(ended.started_at) if ended is not None else None
+    if ended_at is not None and since < ended_at <= now:
+        since = ended_at
     failed = or_(CheckoutAttempt.declines > 0, CheckoutAttempt.status == AttemptStatus.EXPIRED,
                  and_(CheckoutAttempt.status == AttemptStatus.OPEN, CheckoutAttempt.created_at < now - ABANDONED_AFTER))
 
@@ -50,10 +56,13 @@ def check_attack_mode(now: datetime | None = None) -> dict:
 
     total, failures = share(since)
     detail = (f"{failures} of {total} checkouts declined or abandoned in the last "
-              f"{config['ATTACK_WINDOW_MINUTES']} minutes")
+              f"{config['ATTACK_WINDOW_MINUTES']} minutes" if since == window_start else
+              f"{failures} of {total} checkouts declined or abandoned since attack mode was ended by hand at "
+              f"{since:%H:%M} UTC")
     spike = total >= config["ATTACK_MIN_ATTEMPTS"] and failures / total >= config["ATTACK_FAILURE_SHARE"]
     if spike and config["ATTACK_BASELINE_DAYS"]:
-        usual_total, usual_failures = share(since - timedelta(days=config["ATTACK_BASELINE_DAYS"]), since)
+        usual_total, usual_failures = share(window_start - timedelta(days=config["ATTACK_BASELINE_DAYS"]),
+                                            window_start)
         if usual_total >= config["ATTACK_MIN_ATTEMPTS"]:
             usual = usual_failures / usual_total
             detail += f" (usually {usual:.0%})"
@@ -78,6 +87,34 @@ def check_attack_mode(now: datetime | None = None) -> dict:
     db.session.flush()
     forget_attack_mode()
     return {"attempts": total, "failed": failures, "active": 1, "alerted": alerted}
+
+
+def end_attack_mode(now: datetime | None = None) -> dict | None:
+    """End attack mode now (an admin, on /staff/jobs): ``active_until`` becomes now, and the moment is kept
+    (ATTACK_MODE_ENDED) so that check_attack_mode counts only the checkouts opened after it. Returns the
+    attack as it was, for the audit log ({"started_at", "active_until"}, ISO 8601), or None when attack mode
+    was off: nothing is changed then."""
+    now = now or now_utc()
+    state = db.session.get(SecurityState, ATTACK_MODE, with_for_update=True)
+    if not _active(state, now):
+        return None
+    before = {"started_at": _aware(state.started_at).isoformat() if state.started_at else None,
+              "active_until": _aware(state.active_until).isoformat()}
+    state.active_until = now
+    ended = db.session.get(SecurityState, ATTACK_MODE_ENDED, with_for_update=True)
+    if ended is None:
+        ended = SecurityState(name=ATTACK_MODE_ENDED)
+        db.session.add(ended)
+    ended.started_at = now
+    db.session.flush()
+    forget_attack_mode()
+    return before
+
+
+def ended_by_hand_at() -> datetime | None:
+    """When an admin last ended attack mode by hand, or None."""
+    ended = db.session.get(SecurityState, ATTACK_MODE_ENDED)
+    return _aware(ended.started_at) if ended is not None else None
 
 
 def _active(state: SecurityState | None, now: datetime) -> bool:

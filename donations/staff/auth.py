@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Read-only health of the scheduler: counts and the first line of an error, no personal data; the
     # accountant relies on the books and exports jobs as much as the staff rely on the outbox.
     "jobs.read": frozenset({A, S, C}),
+    # Ending attack mode by hand lets gifts through without the CAPTCHA again: a security decision.
+    "jobs.attack_mode": frozenset({A}),
     "users.read": frozenset({A}),
     "users.write": frozenset({A}),
 }

@@ -298,9 +298,14 @@ def create_campaign(*, slug: str, name: str, language: str) -> Campaign:
 
 def update_campaign_settings(campaign: Campaign, **values) -> None:
     """Save where, when and how a campaign shows (schedule, goal, rules, placement, cap, allocation); live at
-    once. The form has checked every value; a campaign without a goal amount has no goal currency either."""
+    once. The form has checked every value; a campaign without a goal amount has no goal currency either.
+    NoWeightLeft (nothing changed) when it would be active, split by weight, with no weighted active variant."""
     if values.get("goal_amount") is None:
         values["goal_currency"] = None
+    if not weighted_variant_left(campaign, active=values.get("active", campaign.active),
+                                 allocation=values.get("allocation", campaign.allocation),
+                                 variants=[(v.active, v.weight) for v in campaign.variants]):
+        raise NoWeightLeft(NO_WEIGHT_LEFT)
     changed = _apply(campaign, values)
     if changed:
         audit("campaign.settings", "campaign", campaign.id, changed=changed)
@@ -326,12 +331,35 @@ def create_variant(campaign: Campaign, *, key: str, **values) -> CampaignVariant
     return variant
 
 
+class NoWeightLeft(StaffActionError):
+    """Split by weight, an active campaign would have no active variant with a weight above 0: the embed
+    would send no reader to any variant and the campaign would silently leave the readers' pages."""
+
+
+NO_WEIGHT_LEFT = ("At least one active variant must have a weight above 0 while the campaign is active and "
+                  "splits readers by weight; otherwise the campaign shows to no reader.")
+
+
+def weighted_variant_left(campaign: Campaign, *, active: bool, allocation: Allocation,
+                          variants: list[tuple[bool, int]]) -> bool:
+    """Whether ``campaign`` would still show to readers as far as its variants go: True when it is inactive,
+    splits by Thompson sampling (weights are not read), or has an active variant (``(active, weight)``) with
+    a weight above 0 (see donations.campaigns.experiments.allocation)."""
+    return not active or allocation is not Allocation.SPLIT or any(on and weight > 0 for on, weight in variants)
+
+
 def update_variant(variant: CampaignVariant, **values) -> None:
     """Save a variant's settings and copy overrides. A campaign keeps at least one active variant, so that
-    every impression and gift can name one."""
+    every impression and gift can name one; and while it is active and split by weight, one active variant
+    with a weight above 0 (NoWeightLeft), so that it keeps showing. Raises before anything is changed."""
     if not values.get("active", True) and variant.active and not [
             v for v in variant.campaign.variants if v.active and v.id != variant.id]:
         raise StaffActionError("A campaign needs at least one active variant: activate another one first.")
+    campaign = variant.campaign
+    after = [(values.get("active", v.active), values.get("weight", v.weight)) if v.id == variant.id
+             else (v.active, v.weight) for v in campaign.variants]
+    if not weighted_variant_left(campaign, active=campaign.active, allocation=campaign.allocation, variants=after):
+        raise NoWeightLeft(NO_WEIGHT_LEFT)
     changed = _apply(variant, values)
     if changed:
         audit("variant.edit", "campaign_variant", variant.id, campaign_id=variant.campaign_id, key=variant.key,

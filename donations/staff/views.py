@@ -435,14 +435,19 @@ def save_campaign_settings(campaign_id: int):
     if not valid:
         return _campaign_page(item, settings_form=form, status=400)
     v = form.values
-    ops.update_campaign_settings(
-        item, name=form.name.data.strip(), language=form.language.data, active=form.active.data,
-        starts_at=v["starts_at"], ends_at=v["ends_at"], priority=form.priority.data, goal_amount=v["goal_amount"],
-        goal_currency=form.goal_currency.data, goal_period=GoalPeriod(form.goal_period.data),
-        sections=v["sections"], url_patterns=v["url_patterns"], languages=v["languages"],
-        hide_from_supporters=form.hide_from_supporters.data, placement=Placement(form.placement.data),
-        after_paragraph=form.after_paragraph.data, cap_views=form.cap_views.data, cap_days=form.cap_days.data,
-        allocation=Allocation(form.allocation.data), allocation_floor=form.allocation_floor.data)
+    try:
+        ops.update_campaign_settings(
+            item, name=form.name.data.strip(), language=form.language.data, active=form.active.data,
+            starts_at=v["starts_at"], ends_at=v["ends_at"], priority=form.priority.data, goal_amount=v["goal_amount"],
+            goal_currency=form.goal_currency.data, goal_period=GoalPeriod(form.goal_period.data),
+            sections=v["sections"], url_patterns=v["url_patterns"], languages=v["languages"],
+            hide_from_supporters=form.hide_from_supporters.data, placement=Placement(form.placement.data),
+            after_paragraph=form.after_paragraph.data, cap_views=form.cap_views.data, cap_days=form.cap_days.data,
+            allocation=Allocation(form.allocation.data), allocation_floor=form.allocation_floor.data)
+    except ops.NoWeightLeft as exc:  # raised before anything is changed
+        form.allocation.errors = [*form.allocation.errors, f"{exc} Give a variant a weight first, or split by "
+                                  "Thompson sampling."]
+        return _campaign_page(item, settings_form=form, status=400)
     db.session.commit()
     flash("Settings saved.", "info")
     return redirect(url_for("staff.campaign", campaign_id=campaign_id), code=303)
@@ -508,6 +513,9 @@ def save_variant(campaign_id: int, variant_id: int):
     try:
         presets = _parse_preset_fields(preset_text, every=False) or None
         ops.update_variant(item, presets=presets, **_variant_values(form))
+    except ops.NoWeightLeft as exc:  # raised before anything is changed; shown by the weight field
+        form.weight.errors = [*form.weight.errors, str(exc)]
+        return _variant_page(item, form=form, preset_text=preset_text, status=400)
     except ops.StaffActionError as exc:  # raised before anything is changed
         return _variant_page(item, form=form, preset_text=preset_text, error=str(exc), status=400)
     db.session.commit()

@@ -230,3 +230,126 @@ def test_a_declined_card_in_the_sandbox_counts_as_a_decline(app_ctx, client):
     assert not result.paid
     db.session.refresh(attempt)
     assert attempt.declines == 1
+
+
+# -- ending it by hand (/staff/jobs, admins) -----------------------------------------------------------
+
+END = "/staff/jobs/attack-mode/end"
+
+
+def attack_on(app) -> None:
+    """A spike of declines, seen by the job: attack mode on, as the scheduler leaves it."""
+    with app.app_context():
+        attempts(10, declined=10)
+        assert check_attack_mode()["active"] == 1
+        db.session.commit()
+        antifraud.forget_attack_mode()
+
+
+def row(app, name: str = "attack_mode") -> tuple | None:
+    with app.app_context():
+        found = db.session.get(SecurityState, name)
+        return None if found is None else (found.active_until, found.started_at, found.alerted_at)
+
+
+def captcha_in_attack_mode(app, monkeypatch) -> None:
+    """A provider configured for attack mode only; nothing answers at its address, so a gift gets through only
+    when no CAPTCHA is asked of it."""
+    for key, value in {"CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SITE_KEY": "site-key",
+                       "CAPTCHA_SECRET_KEY": "secret-key", "CAPTCHA_MODE": "attack",
+                       "CAPTCHA_VERIFY_URL": "http://127.0.0.1:9/siteverify"}.items():
+        monkeypatch.setitem(app.config, key, value)
+
+
+def test_an_admin_ends_attack_mode_and_gifts_no_longer_need_the_captcha(app, client, settings, monkeypatch):
+    from donations.staff.models import AuditEntry
+    from tests.staff_helpers import audit_rows
+
+    captcha_in_attack_mode(app, monkeypatch)
+    attack_on(app)
+    admin = signed_in(client, "admin")
+    assert "End attack mode now" in admin.get("/staff/jobs").get_data(as_text=True)
+    assert client.post(API, json=api_body(email="during@example.com")).status_code == 400  # the CAPTCHA is asked
+
+    response = admin.post(END)
+
+    assert response.status_code == 303 and response.headers["Location"].endswith("/staff/jobs#attack-mode")
+    page = admin.get("/staff/jobs").get_data(as_text=True)
+    assert "Attack mode is ended" in page and "<strong>Off.</strong>" in page
+    assert "End attack mode now" not in page and "Last ended by hand at" in page
+    with app.app_context():
+        assert not antifraud.attack_mode_active()
+    [entry] = audit_rows(app, AuditEntry.action == "attack_mode.end")
+    assert entry["actor_id"] == admin.id and entry["outcome"] == "ok"
+    assert entry["object_type"] == "security_state" and entry["object_id"] == "attack_mode"
+    assert set(entry["detail"]) == {"started_at", "active_until"}
+    assert client.post(API, json=api_body(email="after@example.com")).status_code == 201  # no CAPTCHA asked
+
+
+def test_after_an_end_by_hand_the_job_does_not_switch_it_on_again_for_the_same_spike(app, client, settings):
+    attack_on(app)
+    assert signed_in(client, "admin").post(END).status_code == 303
+
+    with app.app_context():
+        # The next minute: the same declines are still within the 10-minute window, but were seen already.
+        assert check_attack_mode(now_utc() + timedelta(minutes=1))["active"] == 0
+        assert "since attack mode was ended by hand at" in state().detail
+        db.session.commit()
+        antifraud.forget_attack_mode()
+        assert not antifraud.attack_mode_active()
+
+        # The card testing goes on: a new spike after the end switches it on again, as a new attack.
+        attempts(10, declined=10, ago=timedelta(0))
+        assert check_attack_mode(now_utc() + timedelta(seconds=1)) == {
+            "attempts": 10, "failed": 10, "active": 1, "alerted": 1}
+        assert len(alerts()) == 2
+
+
+def test_ending_it_when_it_is_off_is_a_notice_and_changes_nothing(app, client, settings):
+    from donations.staff.models import AuditEntry
+    from tests.staff_helpers import audit_rows
+
+    admin = signed_in(client, "admin")
+
+    response = admin.post(END)
+
+    assert response.status_code == 303
+    assert "Attack mode is off already; nothing was changed." in admin.get("/staff/jobs").get_data(as_text=True)
+    assert row(app) is None and row(app, "attack_mode_ended") is None
+    assert audit_rows(app, AuditEntry.action == "attack_mode.end") == []
+
+
+@pytest.mark.parametrize("role", ["staff", "accountant"])
+def test_staff_and_accountants_may_not_end_it_and_the_refusal_is_audited(app, client, settings, role):
+    from donations.staff.models import AuditEntry
+    from tests.staff_helpers import audit_rows
+
+    attack_on(app)
+    before = row(app)
+    user = signed_in(client, role)
+    assert "End attack mode now" not in user.get("/staff/jobs").get_data(as_text=True)
+
+    response = user.post(END)
+
+    assert response.status_code == 403
+    assert row(app) == before and row(app, "attack_mode_ended") is None
+    with app.app_context():
+        antifraud.forget_attack_mode()
+        assert antifraud.attack_mode_active()
+    [denied] = audit_rows(app, AuditEntry.outcome == "denied")
+    assert denied["actor_id"] == user.id and denied["detail"]["permission"] == "jobs.attack_mode"
+    assert audit_rows(app, AuditEntry.action == "attack_mode.end") == []
+
+
+def test_without_the_csrf_token_it_is_refused_and_changes_nothing(app, client, settings):
+    from donations.staff.models import AuditEntry
+    from tests.staff_helpers import audit_rows
+
+    attack_on(app)
+    before = row(app)
+
+    response = signed_in(client, "admin").post(END, csrf=False)
+
+    assert response.status_code == 400
+    assert row(app) == before and row(app, "attack_mode_ended") is None
+    assert audit_rows(app, AuditEntry.action == "attack_mode.end") == []

@@ -246,6 +246,93 @@ def test_the_last_active_variant_cannot_be_deactivated(client, staff, campaign):
     assert snapshot(client.application, campaign) == before
 
 
+def embed_slugs(client) -> list[str]:
+    return [c["slug"] for c in client.get("/embed/v1/campaigns.json").get_json()["campaigns"]]
+
+
+def test_the_last_variant_with_a_weight_cannot_be_set_to_weight_0(client, staff, campaign):
+    """Split by weight with every active variant at 0, the embed sends no reader anywhere: the campaign would
+    leave the readers' pages without a word. The editor refuses it by the weight field."""
+    a = variant_id(client.application, campaign, "a")
+    assert "default" in embed_slugs(client)
+    before = snapshot(client.application, campaign)
+
+    response = staff.post(f"/staff/campaigns/{campaign}/variants/{a}", variant_form(key=None, name="Control",
+                                                                                    weight="0"))
+
+    assert response.status_code == 400
+    assert "At least one active variant must have a weight above 0" in field_error(
+        response.get_data(as_text=True), "variant-weight")
+    assert snapshot(client.application, campaign) == before
+    assert audit_rows(client.application, AuditEntry.action == "variant.edit") == []
+    assert "default" in embed_slugs(client)
+
+
+def test_the_last_variant_with_a_weight_cannot_be_deactivated_while_the_others_weigh_0(client, staff, campaign):
+    staff.post(f"/staff/campaigns/{campaign}/variants", variant_form(weight="0"))
+    a = variant_id(client.application, campaign, "a")
+    before = snapshot(client.application, campaign)
+
+    response = staff.post(f"/staff/campaigns/{campaign}/variants/{a}", variant_form(key=None, name="Control",
+                                                                                    active=None))
+
+    assert response.status_code == 400
+    assert "must have a weight above 0" in field_error(response.get_data(as_text=True), "variant-weight")
+    assert snapshot(client.application, campaign) == before
+    assert "default" in embed_slugs(client)
+
+
+def test_weight_0_is_saved_while_another_active_variant_has_a_weight(client, staff, campaign):
+    staff.post(f"/staff/campaigns/{campaign}/variants", variant_form(weight="2"))
+    a = variant_id(client.application, campaign, "a")
+
+    response = staff.post(f"/staff/campaigns/{campaign}/variants/{a}", variant_form(key=None, name="Control",
+                                                                                    weight="0"))
+
+    assert response.status_code == 303
+    assert [(key, weight) for key, _, weight, *_ in snapshot(client.application, campaign)["variants"]] == [
+        ("a", 0), ("b", 2)]
+    [shown] = [c for c in client.get("/embed/v1/campaigns.json").get_json()["campaigns"] if c["slug"] == "default"]
+    assert [(v["key"], v["share"]) for v in shown["variants"]] == [("b", 1.0)]
+
+
+def test_under_thompson_sampling_weights_may_all_be_0_but_splitting_by_weight_then_is_refused(
+        client, staff, campaign):
+    a = variant_id(client.application, campaign, "a")
+    staff.post(f"/staff/campaigns/{campaign}/settings", settings_form(starts_at="", ends_at=""))  # Thompson
+    assert staff.post(f"/staff/campaigns/{campaign}/variants/{a}", variant_form(
+        key=None, name="Control", weight="0")).status_code == 303
+    assert "default" in embed_slugs(client)  # Thompson sampling reads no weights
+    before = snapshot(client.application, campaign)
+
+    response = staff.post(f"/staff/campaigns/{campaign}/settings", settings_form(
+        starts_at="", ends_at="", allocation="split"))
+
+    assert response.status_code == 400
+    assert "must have a weight above 0" in field_error(response.get_data(as_text=True), "settings-allocation")
+    assert snapshot(client.application, campaign) == before
+    assert len(audit_rows(client.application, AuditEntry.action == "campaign.settings")) == 1  # the first save
+    assert "default" in embed_slugs(client)
+
+
+def test_an_inactive_campaign_may_weigh_0_but_is_not_switched_on_so(client, staff):
+    staff.post("/staff/campaigns", {"slug": "winter", "name": "Winter", "language": "en"})
+    with in_app(client.application):
+        other = db.session.scalars(select(Campaign).where(Campaign.slug == "winter")).one()
+        other_id, control = other.id, other.variants[0].id
+    assert staff.post(f"/staff/campaigns/{other_id}/variants/{control}", variant_form(
+        key=None, name="Control", weight="0")).status_code == 303
+    before = snapshot(client.application, other_id)
+
+    response = staff.post(f"/staff/campaigns/{other_id}/settings", settings_form(
+        starts_at="", ends_at="", allocation="split", languages="", sections="", url_patterns=""))
+
+    assert response.status_code == 400
+    assert "must have a weight above 0" in field_error(response.get_data(as_text=True), "settings-allocation")
+    assert snapshot(client.application, other_id) == before and before["active"] is False
+    assert "winter" not in embed_slugs(client)
+
+
 def test_a_variant_of_another_campaign_is_404(client, staff, campaign):
     staff.post("/staff/campaigns", {"slug": "other", "name": "Other", "language": "en"})
     with in_app(client.application):

@@ -90,6 +90,7 @@ ROUTES = [
     Route("GET", "staff.export_job_status", "/staff/reports/jobs/{job}/status"),
     Route("GET", "staff.export_download", "/staff/reports/jobs/{job}/download"),
     Route("GET", "staff.jobs", "/staff/jobs"),
+    Route("POST", "staff.end_attack_mode", "/staff/jobs/attack-mode/end"),
     Route("GET", "staff.users", "/staff/users"),
     Route("POST", "staff.create_user", "/staff/users"),
     Route("POST", "staff.change_user", "/staff/users/{user}"),
@@ -268,6 +269,7 @@ def status_of(client, world, role: str, method: str, endpoint: str) -> int:
     ("GET", "staff.users"),
     ("POST", "staff.create_user"),
     ("POST", "staff.change_user"),
+    ("POST", "staff.end_attack_mode"),
 ])
 def test_accountant_is_forbidden_to_change_anything(client, world, method, endpoint):
     assert status_of(client, world, "accountant", method, endpoint) == 403
@@ -283,6 +285,7 @@ def test_accountant_can_read(client, world, method, endpoint):
 
 @pytest.mark.parametrize("method, endpoint", [
     ("GET", "staff.users"), ("POST", "staff.create_user"), ("POST", "staff.change_user"),
+    ("POST", "staff.end_attack_mode"),
 ])
 def test_staff_is_forbidden_the_users_pages(client, world, method, endpoint):
     assert status_of(client, world, "staff", method, endpoint) == 403
@@ -307,6 +310,7 @@ def test_the_permission_table_says_what_the_issue_asks():
     assert PERMISSIONS["supporters.write"] == {Role.ADMIN, Role.STAFF}
     assert PERMISSIONS["supporters.privacy"] == {Role.ADMIN, Role.STAFF}
     assert PERMISSIONS["users.read"] == PERMISSIONS["users.write"] == {Role.ADMIN}
+    assert PERMISSIONS["jobs.attack_mode"] == {Role.ADMIN}
     assert all(Role.ADMIN in roles for roles in PERMISSIONS.values())
 
 
