@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -179,6 +179,9 @@ def _register_error_handlers(app: Flask) -> None:
             # so with a 503 that asks to come back (nothing of the request was kept), and log no traceback.
             app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, short_reason(exc))
             headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+            # The page must not ask the database who is signed in (Flask-Login loads the user when a template
+            # reads current_user): it would fail again, inside this handler, and leave a bare 500.
+            g._login_user = app.login_manager.anonymous_user()
             if wants_json():
                 return jsonify(error="The database is unavailable; nothing was stored. Please try again."), 503, headers
             return render_template("error.html", code=503, message=gettext(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import sqlite3
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, Enum, MetaData, event
@@ -23,8 +24,11 @@ NAMING_CONVENTION = {
 
 log = logging.getLogger(__name__)
 
-#: The database cannot be reached, cut our connection, is restarting, or no pooled connection came free in time.
-UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+#: SQLSTATEs of a PostgreSQL that is away: the connection failed or broke (class 08), the server is shutting
+#: down, crashed or is starting (57P01-57P03), or it has no connection slot left (53300).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+#: SQLite's words for a database file it cannot use just now.
+SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk I/O error")
 
 
 def now_utc() -> datetime:
@@ -35,13 +39,25 @@ def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` comes from the database being away rather than from our code or our data.
 
     It looks along the exception's causes too: a lost connection often surfaces as another error raised while
-    SQLAlchemy cleans up (a savepoint it cannot release, a rollback on a dead connection)."""
+    SQLAlchemy cleans up (a savepoint it cannot release, a rollback on a dead connection). A statement the
+    server cancelled or refused (a timeout, a limit, a missing table) is not "away": retrying would not help,
+    and it stays a 500 with its traceback."""
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        if isinstance(exc, (DisconnectionError, PoolTimeout)):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        if isinstance(exc, DBAPIError) and (exc.connection_invalidated or (
+                isinstance(exc, (OperationalError, InterfaceError)) and _driver_says_away(exc.orig))):
+            return True
+        exc, seen = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__), seen + 1
     return False
+
+
+def _driver_says_away(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return any(words in str(error) for words in SQLITE_UNAVAILABLE)
+    sqlstate = getattr(error, "sqlstate", None)  # psycopg's; None when no server answered at all
+    return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def short_reason(exc: BaseException) -> str:

@@ -40,9 +40,12 @@ def check_attack_mode(now: datetime | None = None) -> dict:
     config = current_app.config
     now = now or now_utc()
     window_start = since = now - timedelta(minutes=config["ATTACK_WINDOW_MINUTES"])
-    ended = db.session.get(SecurityState, ATTACK_MODE_ENDED)
+    # The attack-mode row is locked before anything is read, so an admin's end_attack_mode (which locks it too)
+    # is wholly before this run or wholly after it; an end that came after this run's ``now`` counts as well.
+    state = db.session.get(SecurityState, ATTACK_MODE, with_for_update=True, populate_existing=True)
+    ended = db.session.get(SecurityState, ATTACK_MODE_ENDED, populate_existing=True)
     ended_at = _aware(ended.started_at) if ended is not None else None
-    if ended_at is not None and since < ended_at <= now:
+    if ended_at is not None and since < ended_at:
         since = ended_at
     failed = or_(CheckoutAttempt.declines > 0, CheckoutAttempt.status == AttemptStatus.EXPIRED,
                  and_(CheckoutAttempt.status == AttemptStatus.OPEN, CheckoutAttempt.created_at < now - ABANDONED_AFTER))
@@ -67,7 +70,6 @@ def check_attack_mode(now: datetime | None = None) -> dict:
             usual = usual_failures / usual_total
             detail += f" (usually {usual:.0%})"
             spike = failures / total >= usual + config["ATTACK_BASELINE_MARGIN"]
-    state = db.session.get(SecurityState, ATTACK_MODE, with_for_update=True)
     if not spike:
         if state is not None:
             state.detail = detail

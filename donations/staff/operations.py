@@ -302,6 +302,7 @@ def update_campaign_settings(campaign: Campaign, **values) -> None:
     NoWeightLeft (nothing changed) when it would be active, split by weight, with no weighted active variant."""
     if values.get("goal_amount") is None:
         values["goal_currency"] = None
+    _lock_variants(campaign)
     if not weighted_variant_left(campaign, active=values.get("active", campaign.active),
                                  allocation=values.get("allocation", campaign.allocation),
                                  variants=[(v.active, v.weight) for v in campaign.variants]):
@@ -340,6 +341,15 @@ NO_WEIGHT_LEFT = ("At least one active variant must have a weight above 0 while 
                   "splits readers by weight; otherwise the campaign shows to no reader.")
 
 
+def _lock_variants(campaign: Campaign) -> None:
+    """Lock the campaign's row (PostgreSQL) and read its variants afresh, so that two editors saving at once take
+    turns: neither can take the last weighted variant away on the strength of what the other is changing."""
+    db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+    db.session.scalars(select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)
+                       .execution_options(populate_existing=True)).all()
+    db.session.refresh(campaign, ["variants"])
+
+
 def weighted_variant_left(campaign: Campaign, *, active: bool, allocation: Allocation,
                           variants: list[tuple[bool, int]]) -> bool:
     """Whether ``campaign`` would still show to readers as far as its variants go: True when it is inactive,
@@ -352,6 +362,7 @@ def update_variant(variant: CampaignVariant, **values) -> None:
     """Save a variant's settings and copy overrides. A campaign keeps at least one active variant, so that
     every impression and gift can name one; and while it is active and split by weight, one active variant
     with a weight above 0 (NoWeightLeft), so that it keeps showing. Raises before anything is changed."""
+    _lock_variants(variant.campaign)
     if not values.get("active", True) and variant.active and not [
             v for v in variant.campaign.variants if v.active and v.id != variant.id]:
         raise StaffActionError("A campaign needs at least one active variant: activate another one first.")

@@ -353,3 +353,31 @@ def test_without_the_csrf_token_it_is_refused_and_changes_nothing(app, client, s
     assert response.status_code == 400
     assert row(app) == before and row(app, "attack_mode_ended") is None
     assert audit_rows(app, AuditEntry.action == "attack_mode.end") == []
+
+
+def test_an_admin_ending_it_while_the_job_runs_is_not_overruled(app_ctx, settings):
+    """The job locks the attack-mode row before it reads when attack mode was last ended and counts; an admin
+    who ends it while a run is under way (on PostgreSQL the run waits for the admin's commit) is not undone by
+    that run's numbers from before the end."""
+    from donations.security import jobs as security_jobs
+    from donations.security.antifraud import ATTACK_MODE
+
+    attempts(12, declined=8)
+    assert check_attack_mode()["active"] == 1
+    real_get = db.session.get
+
+    def get(model, key, **kw):
+        if model is SecurityState and key == ATTACK_MODE and kw.get("with_for_update"):
+            db.session.get = real_get
+            security_jobs.end_attack_mode()  # the admin's end, committed before the run gets the lock
+        return real_get(model, key, **kw)
+
+    db.session.get = get
+    try:
+        result = check_attack_mode()
+    finally:
+        db.session.get = real_get
+
+    assert result["failed"] == 0  # only checkouts opened after the end are counted
+    state = db.session.get(SecurityState, ATTACK_MODE)
+    assert state.active_until <= now_utc()  # off: the admin's end stands

@@ -3,20 +3,30 @@ back, with Retry-After, in the reader's language, and no traceback in the log. A
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 
 
-@pytest.fixture
-def database_away(connection):
+@contextmanager
+def refusing(connection):
+    """Every statement on the test's connection fails as PostgreSQL's do while it shuts down."""
     def refuse(conn, cursor, statement, parameters, context, executemany):
         raise OperationalError(statement, {}, Exception("the database system is shutting down"))
 
     sa_event.listen(connection, "before_cursor_execute", refuse)
-    yield
-    sa_event.remove(connection, "before_cursor_execute", refuse)
+    try:
+        yield
+    finally:
+        sa_event.remove(connection, "before_cursor_execute", refuse)
+
+
+@pytest.fixture
+def database_away(connection):
+    with refusing(connection):
+        yield
 
 
 @pytest.mark.parametrize("language,heading,message", [
@@ -57,3 +67,16 @@ def test_a_bug_is_still_a_500_with_its_traceback_logged(client, monkeypatch, cap
     assert response.status_code == 500 and "Retry-After" not in response.headers
     assert "Something went wrong on our side. Nothing was charged." in response.get_data(as_text=True)
     assert "ZeroDivisionError: a bug" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/staff/", "/staff/jobs", "/staff/campaigns"])
+def test_a_signed_in_staff_member_gets_the_503_too(client, connection, path):
+    """The error page must not look up who is signed in: that lookup needs the database too."""
+    from tests.staff_helpers import signed_in
+
+    staff = signed_in(client, "admin")
+    with refusing(connection):
+        response = staff.get(path)
+
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert "We cannot reach our records just now." in response.get_data(as_text=True)

@@ -104,8 +104,8 @@ def test_a_lost_connection_that_surfaces_as_another_error_is_still_503(app_ctx, 
     def cleanup_fails(event):
         try:
             raise lost("RELEASE SAVEPOINT sa_savepoint_1")
-        except OperationalError:
-            raise PendingRollbackError("This Session's transaction has been rolled back", None, None) from None
+        except OperationalError:  # raised while handling it: the lost connection is its context
+            raise PendingRollbackError("This Session's transaction has been rolled back", None, None)  # noqa: B904
 
     def rollback_fails():
         raise lost("ROLLBACK")
