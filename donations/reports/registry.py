@@ -56,7 +56,10 @@ KINDS: dict[str, "ExportKind"] = {}
 
 Progress = Callable[[int], None]
 
-PAYOUT_ID = re.compile(r"po_[A-Za-z0-9]{1,250}")
+#: A payout id as Stripe makes them (``po_1OaBcD…``) and as the demo does (``po_demo_eur_20261116``): letters,
+#: digits and underscores after ``po_``; never spaces, quotes or control characters. The CLI's ``--payout``,
+#: the /staff/reports form and link and the background jobs all pass through :func:`make_params`.
+PAYOUT_ID = re.compile(r"po_[A-Za-z0-9_]{1,250}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,9 @@ def make_params(kind: ExportKind, *, start: date | None = None, end: date | None
                 fiscal_year: int | None = None, payout_id: str | None = None,
                 fiscal_start_month: int = 1) -> ExportParams:
     """Check a request's range against the kind: a period (dates or a fiscal year) or, for kinds that
-    read payouts, a payout id instead. Raises ExportParamError with the option at fault."""
+    read payouts, a payout id instead (spaces around it, as pasted, are dropped). Raises ExportParamError
+    with the option at fault."""
+    payout_id = payout_id.strip() if payout_id else None
     if payout_id:
         if not kind.by_payout:
             payout_kinds = ", ".join(k.name for k in kinds().values() if k.by_payout) or "none yet"

@@ -120,3 +120,22 @@ def test_bom_on_stdout(app_ctx):
 
     assert result.exit_code == 0
     assert result.stdout_bytes.startswith(b"\xef\xbb\xbfemail,")
+
+
+def test_a_demo_payout_exports_by_its_id_and_a_malformed_id_is_refused(app_ctx):
+    """The ids seed-demo gives its payouts (po_demo_eur_20261116) are accepted, as on /staff/payouts."""
+    from donations import demo
+    from donations.ledger.models import Payout
+
+    demo.seed(supporters=8)
+    db.session.commit()
+    payout_id = db.session.scalars(select(Payout.stripe_payout_id).order_by(Payout.id)).first()
+
+    result = run(app_ctx, "ledger", "--payout", payout_id)
+
+    assert result.exit_code == 0, result.output
+    lines = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert lines and {line["payout_id"] for line in lines} == {payout_id}
+
+    refused = run(app_ctx, "ledger", "--payout", payout_id + "'; --")
+    assert refused.exit_code == 2 and "is not a Stripe payout id" in refused.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from donations.extensions import db
@@ -122,3 +123,43 @@ def test_the_payout_page_links_to_a_download_of_that_payout_s_ledger(books, clie
     assert response.status_code == 200
     lines = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert len(lines) == 20 and {line["payout_id"] for line in lines} == {"po_1"}
+
+
+def test_a_demo_payout_s_ledger_downloads_from_its_page(app, client):
+    """seed-demo names its payouts po_demo_<currency>_<monday>: the link on their page must work too."""
+    import csv
+    import io
+    import re
+
+    from donations import demo
+    from donations.ledger.models import Payout
+
+    with in_app(app):
+        demo.seed(supporters=8)
+        db.session.commit()
+        payout_id = db.session.scalars(select(Payout.stripe_payout_id).order_by(Payout.id)).first()
+    assert payout_id.startswith("po_demo_") and "_" in payout_id[len("po_"):]
+    staff = signed_in(client, Role.ACCOUNTANT)
+    html = staff.get(f"/staff/payouts/{payout_id}").get_data(as_text=True)
+    link = re.search(r'href="([^"]*/staff/reports\?[^"]*)"[^>]*>Download this payout', html).group(1)
+
+    response = staff.get(link.replace("&amp;", "&"))
+
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert f'filename="ledger-{payout_id}.csv"' in response.headers["Content-Disposition"]
+    lines = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert lines and {line["payout_id"] for line in lines} == {payout_id}
+
+
+@pytest.mark.parametrize("bad", ["po_12 3", "po_1\x00", "po_1'", 'po_1"', "po_", "po_1-2", "po_" + "a" * 251,
+                                 "tr_1", "po_1\npo_2"])
+def test_a_link_with_a_bad_payout_id_is_refused_with_a_message(app, client, bad):
+    staff = signed_in(client, Role.ACCOUNTANT)
+
+    response = staff.get("/staff/reports", query_string={"kind": "ledger", "payout": bad, "format": "csv"})
+
+    assert response.status_code == 400
+    if "\x00" not in bad:  # a NUL is refused before any view, with the general 400 page
+        assert "is not a Stripe payout id" in response.get_data(as_text=True)
+    with in_app(app):
+        assert not db.session.scalars(select(AuditEntry).where(AuditEntry.action == "export")).all()

@@ -88,6 +88,17 @@ def test_payout_kinds_take_a_payout_instead_of_dates():
         make_params(payouts, payout_id="po_1Qx", start=date(2026, 1, 1), end=date(2026, 1, 2))
 
 
+def test_payout_ids_the_app_makes_are_accepted_and_nothing_else():
+    payouts = kind_of([], by_payout=True)
+
+    for good in ("po_demo_eur_20261116", "po_bench12", "po_1OaBcD", " po_1Qx\n"):
+        assert make_params(payouts, payout_id=good) == ExportParams(payout_id=good.strip())
+    for bad in ("po_1 2", "po_1\x00", "po_1'", 'po_1"', "po_", "po_1-2", "po_1\npo_2", "po_" + "a" * 251,
+                "po_é", "PO_1"):
+        with pytest.raises(ExportParamError, match="not a Stripe payout id"):
+            make_params(payouts, payout_id=bad)
+
+
 def test_period_rules():
     plain = kind_of([])
 
