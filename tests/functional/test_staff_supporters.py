@@ -366,3 +366,34 @@ def test_a_cancelled_gift_cannot_be_cancelled_again(client, staff, people):
     assert count(client.application, OutboxEmail) == 0
     assert f'id="recurring-{plan}" data-status="canceled"' in staff.get(
         f"/staff/supporters/{supporter}").get_data(as_text=True)
+
+
+# -- the donation's page ------------------------------------------------------------------------------
+
+def donation_page(client, staff, **fields) -> str:
+    with in_app(client.application):
+        person = Supporter(email=f"fees-{fields['currency'].lower()}@example.org")
+        gift = Donation(supporter=person, frequency=Frequency.ONE_OFF, status=DonationStatus.SUCCEEDED,
+                        paid_at=at("2026-11-02"), **fields)
+        db.session.add_all([person, gift])
+        db.session.commit()
+        gift_id = gift.id
+    return unescape(staff.get(f"/staff/donations/{gift_id}").get_data(as_text=True))
+
+
+def test_the_covered_fee_fee_and_net_are_shown_as_money(client, staff):
+    html = donation_page(client, staff, amount=2564, currency="EUR", covered_fee=64, fee=64, net=2500,
+                         settlement_currency="EUR", amount_refunded=100)
+
+    assert "€25.64 (of which €0.64 covering the fee)" in html
+    assert '<td id="stripe-fee">€0.64</td>' in html and '<td id="net">€25.00</td>' in html
+    assert '<td id="refunded">€1.00</td>' in html
+
+
+def test_a_gift_settled_in_another_currency_shows_fee_and_net_in_that_currency(client, staff):
+    html = donation_page(client, staff, amount=2000, currency="JPY", covered_fee=0, fee=45, net=1155,
+                         settlement_currency="EUR", exchange_rate="0.006")
+
+    assert "¥2,000" in html and "covering the fee" not in html
+    assert '<td id="stripe-fee">€0.45</td>' in html
+    assert '<td id="net">€11.55 (settled in EUR at 0.006)</td>' in html
