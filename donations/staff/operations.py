@@ -37,6 +37,7 @@ from ..money import Money, MoneyError, check_amount
 from ..payments.gateway import get_gateway
 from ..reports.statements import statements_of
 from .auth import audit
+from .history import STATUS_LABELS, ChangeLine, describe
 from .models import AuditEntry, DashboardSnapshot, DashboardSnapshotArticle, Role, StaffUser
 
 #: Donations whose money arrived (whatever happened to it later).
@@ -140,27 +141,31 @@ def list_donations(filters: Filters) -> tuple[list[Donation], int | None]:
 
 
 def supporter_timeline(supporter: Supporter) -> dict:
+    recurring = list(db.session.scalars(select(RecurringDonation)
+                                        .where(RecurringDonation.supporter_id == supporter.id)
+                                        .order_by(RecurringDonation.created_at.desc())))
     return {
         "donations": list(db.session.scalars(select(Donation).where(Donation.supporter_id == supporter.id)
                                              .order_by(Donation.created_at.desc()))),
-        "recurring": list(db.session.scalars(select(RecurringDonation)
-                                             .where(RecurringDonation.supporter_id == supporter.id)
-                                             .order_by(RecurringDonation.created_at.desc()))),
-        "changes": _changes_by_gift(supporter),
+        "recurring": recurring,
+        "status_labels": STATUS_LABELS,
+        "changes": _changes_by_gift(supporter, recurring),
         "statements": statements_of(supporter),
         "emails": list(db.session.scalars(select(OutboxEmail).where(OutboxEmail.to_address == supporter.email)
                                           .order_by(OutboxEmail.created_at.desc()).limit(100))),
     }
 
 
-def _changes_by_gift(supporter: Supporter) -> dict[int, list[RecurringChange]]:
+def _changes_by_gift(supporter: Supporter, recurring: list[RecurringDonation]) -> dict[int, list[ChangeLine]]:
+    """Each recurring gift's history, oldest first, in words and money (donations.staff.history)."""
     rows = db.session.scalars(
         select(RecurringChange).join(RecurringDonation, RecurringChange.recurring_donation_id == RecurringDonation.id)
         .where(RecurringDonation.supporter_id == supporter.id).order_by(RecurringChange.at, RecurringChange.id))
-    result: dict[int, list[RecurringChange]] = {}
+    by_gift: dict[int, list[RecurringChange]] = {}
     for change in rows:
-        result.setdefault(change.recurring_donation_id, []).append(change)
-    return result
+        by_gift.setdefault(change.recurring_donation_id, []).append(change)
+    gifts = {gift.id: gift for gift in recurring}
+    return {gift_id: describe(gifts[gift_id], changes) for gift_id, changes in by_gift.items()}
 
 
 def resend_receipt(donation: Donation) -> None:

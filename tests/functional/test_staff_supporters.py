@@ -21,6 +21,7 @@ from donations.ledger.models import (
     Supporter,
 )
 from donations.mail.models import OutboxEmail
+from donations.money import Money
 from tests.factories import checkout_session, event, make_attempt, post_event
 from tests.staff_helpers import count, default_campaign_id, in_app, sandbox_gift, signed_in, webhook_gift
 
@@ -397,3 +398,96 @@ def test_a_gift_settled_in_another_currency_shows_fee_and_net_in_that_currency(c
     assert "¥2,000" in html and "covering the fee" not in html
     assert '<td id="stripe-fee">€0.45</td>' in html
     assert '<td id="net">€11.55 (settled in EUR at 0.006)</td>' in html
+
+
+# -- a recurring gift's history ----------------------------------------------------------------------
+
+def changed_gift(client, staff) -> tuple[int, int]:
+    """A €10.41 monthly gift (sandbox) that the supporter raised to €12.50 and the staff set to end at
+    period end; returns (supporter id, recurring gift id)."""
+    from donations.accounts import operations as account
+
+    payment = sandbox_gift(client.application, "10.41", email="history@example.com", frequency="monthly")
+    with in_app(client.application):
+        gift = db.session.get(Donation, payment)
+        supporter, plan = gift.supporter_id, gift.recurring_donation_id
+        account.change(db.session.get(RecurringDonation, plan), Money(1250, "EUR"), Frequency.MONTHLY, "t1")
+        db.session.commit()
+    assert staff.post(f"/staff/supporters/{supporter}/recurring/{plan}/cancel",
+                      {"when": "period_end"}).status_code == 303
+    return supporter, plan
+
+
+def history(html: str, plan: int) -> list[str]:
+    section = html.split(f'id="recurring-{plan}"', 1)[1].split("</section>", 1)[0]
+    return [re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", item))).strip()
+            for item in re.findall(r"<li>(.*?)</li>", section, re.S)]
+
+
+def test_the_history_shows_amounts_as_money_and_the_cancellation_in_words(client, staff):
+    supporter, plan = changed_gift(client, staff)
+
+    html = staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True)
+
+    lines = [line.split(" · ", 1)[1] for line in history(html, plan)]
+    assert "Started: €10.41 every month" in lines
+    assert "Amount: €10.41 → €12.50" in lines
+    assert "Cancellation: continues → will end at period end" in lines
+    assert "Status: incomplete → active" in lines
+    assert not any(word in " ".join(lines) for word in ("1041", "1250", "True", "False", "10.41 EUR", "_"))
+
+
+def test_history_names_frequencies_pauses_and_statuses_and_keeps_each_amount_s_currency(client, staff):
+    from donations.ledger.models import RecurringChange
+
+    with in_app(client.application):
+        person = Supporter(email="changes@example.org")
+        plan = RecurringDonation(supporter=person, amount=1500, currency="USD", frequency=Frequency.YEARLY,
+                                 status=RecurringStatus.CANCELED, stripe_subscription_id="sub_changes")
+        db.session.add_all([person, plan])
+        db.session.flush()
+        for n, (what, old, new) in enumerate([
+            ("started", None, "1000 JPY monthly"), ("amount", "1000", "1500"), ("currency", "JPY", "USD"),
+            ("frequency", "monthly", "yearly"), ("paused_until", None, "2026-12-01"),
+            ("paused_until", "2026-12-01", None), ("status", "active", "past_due"), ("status", "past_due", "canceled"),
+        ]):
+            day = 1 if what in ("amount", "currency") else n
+            db.session.add(RecurringChange(recurring_donation_id=plan.id, at=at(f"2026-03-{day + 1:02d}"),
+                                           what=what, old=old, new=new))
+        db.session.commit()
+        supporter, plan_id = person.id, plan.id
+
+    lines = history(staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True), plan_id)
+
+    assert lines == [
+        "2026-03-01 · Started: ¥1,000 every month",
+        "2026-03-02 · Amount: ¥1,000 → $15.00",
+        "2026-03-02 · Currency: JPY → USD",
+        "2026-03-04 · Frequency: every month → every year",
+        "2026-03-05 · Pause: not paused → paused until 2026-12-01",
+        "2026-03-06 · Pause: paused until 2026-12-01 → not paused",
+        "2026-03-07 · Status: active → past due",
+        "2026-03-08 · Status: past due → cancelled",
+    ]
+
+
+def test_a_gift_that_already_ends_at_period_end_offers_cancel_now_only(client, staff):
+    payment = sandbox_gift(client.application, "10.00", email="ending@example.com", frequency="monthly")
+    with in_app(client.application):
+        gift = db.session.get(Donation, payment)
+        supporter, plan = gift.supporter_id, gift.recurring_donation_id
+
+    def buttons() -> list[str]:
+        html = staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True)
+        section = html.split(f'id="recurring-{plan}"', 1)[1].split("</section>", 1)[0]
+        return re.findall(r'<button type="submit" name="when" value="([a-z_]+)"', section)
+
+    assert buttons() == ["period_end", "now"]
+    staff.post(f"/staff/supporters/{supporter}/recurring/{plan}/cancel", {"when": "period_end"})
+
+    assert buttons() == ["now"]
+    assert "ends at period end" in staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True)
+    response = staff.post(f"/staff/supporters/{supporter}/recurring/{plan}/cancel", {"when": "now"})
+    assert response.status_code == 303
+    with in_app(client.application):
+        assert db.session.get(RecurringDonation, plan).status is RecurringStatus.CANCELED
