@@ -366,3 +366,17 @@ def test_a_cancelled_gift_cannot_be_cancelled_again(client, staff, people):
     assert count(client.application, OutboxEmail) == 0
     assert f'id="recurring-{plan}" data-status="canceled"' in staff.get(
         f"/staff/supporters/{supporter}").get_data(as_text=True)
+
+
+def test_a_gift_cancelled_at_period_end_shows_staff_the_day_it_ends_as_the_supporter_sees_it(client, staff):
+    with in_app(client.application):
+        person = add_person("eve@example.com", "Eve", recurring=(RecurringStatus.ACTIVE, "EUR", "sub_eve"))
+        plan = person.recurring_donations[0]
+        plan.cancel_at_period_end = True
+        plan.current_period_end = at("2026-12-27")
+        db.session.commit()
+        person_id = person.id
+
+    html = staff.get(f"/staff/supporters/{person_id}").get_data(as_text=True)
+
+    assert "active · ends on 27 December 2026, nothing more will be charged" in html
