@@ -71,9 +71,17 @@ def _require_open(recurring: RecurringDonation) -> None:
         raise NotAllowed(gettext("This gift has been cancelled."))
 
 
+def _require_continuing(recurring: RecurringDonation) -> None:
+    """A gift that ends at the end of its period has no next payment to change, pause or resume."""
+    _require_open(recurring)
+    if recurring.cancel_at_period_end:
+        raise NotAllowed(gettext("This gift ends at the end of the period you paid for; nothing more will be "
+                                 "charged."))
+
+
 def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, request_token: str) -> None:
     """New amount or frequency from the next payment on; the current period is not prorated."""
-    _require_open(recurring)
+    _require_continuing(recurring)
     if frequency is Frequency.ONE_OFF:
         raise NotAllowed(gettext("Choose monthly or yearly."))
     if (amount.amount, amount.currency, frequency) == (recurring.amount, recurring.currency, recurring.frequency):
@@ -88,7 +96,7 @@ def change(recurring: RecurringDonation, amount: Money, frequency: Frequency, re
 def pause(recurring: RecurringDonation, months: int) -> None:
     """Skip the next ``months`` monthly payments (a yearly gift: pause for ``months`` calendar months);
     the gift resumes by itself afterwards."""
-    _require_open(recurring)
+    _require_continuing(recurring)
     if months not in PAUSE_MONTHS:
         raise NotAllowed(gettext("Pause for 1, 2 or 3 months."))
     next_payment = recurring.current_period_end
@@ -103,7 +111,7 @@ def pause(recurring: RecurringDonation, months: int) -> None:
 
 
 def resume(recurring: RecurringDonation) -> None:
-    _require_open(recurring)
+    _require_continuing(recurring)
     subscription = get_gateway().resume_subscription(recurring.stripe_subscription_id)
     ledger.apply_subscription(subscription, None)
 

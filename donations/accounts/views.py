@@ -8,8 +8,8 @@ from flask_babel import gettext, ngettext
 
 from ..checkout.operations import check_gift
 from ..extensions import db, limiter
-from ..i18n import LANGUAGE_NAMES, LANGUAGES, current_language, current_locale, use_locale
-from ..ledger.models import Frequency
+from ..i18n import LANGUAGE_NAMES, LANGUAGES, current_language, current_locale, format_day, use_locale
+from ..ledger.models import Frequency, RecurringStatus
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
 from ..reports import statements
@@ -128,11 +128,19 @@ def act(token: str, recurring_id: int, action: str):
                 if not form.validate_on_submit():
                     return _invalid(form)
                 operations.cancel(recurring, at_period_end=form.when.data == "period_end")
-                message = gettext("Your gift is cancelled. We have sent you a confirmation.")
+                if recurring.cancel_at_period_end and recurring.status is not RecurringStatus.CANCELED:
+                    message = gettext("Your gift ends on %(date)s; nothing more will be charged. We have sent you "
+                                      "a confirmation.", date=format_day(recurring.current_period_end)) \
+                        if recurring.current_period_end else gettext(
+                            "Your gift ends at the end of the period you paid for; nothing more will be charged. "
+                            "We have sent you a confirmation.")
+                else:
+                    message = gettext("Your gift is cancelled. We have sent you a confirmation.")
             case "card":
                 if not ActionForm().validate_on_submit():
                     abort(400, description=gettext("This form has expired. Please try again."))
-                url = operations.card_update_url(recurring, current_app.config["PUBLIC_URL"] + back)
+                url = operations.card_update_url(
+                    recurring, current_app.config["PUBLIC_URL"] + url_for("accounts.card_returned", token=token))
                 db.session.commit()
                 return redirect(url, code=303)
             case _:
@@ -147,6 +155,20 @@ def act(token: str, recurring_id: int, action: str):
     db.session.commit()
     flash(message, "info")
     return redirect(back, code=303)
+
+
+@bp.get("/<token>/card-updated")
+def card_returned(token: str):
+    """Where the card-update page (Stripe's Billing Portal, or the sandbox's) sends the supporter back: a word on
+    what happened, then the manage page."""
+    supporter = _supporter(token)
+    gifts = [g for g in operations.recurring_gifts(supporter) if g.is_open]
+    if any(g.status is RecurringStatus.PAST_DUE for g in gifts):
+        flash(gettext("Your card is saved, but the failed payment has not gone through yet. We will try it again; "
+                      "if it fails again, please check your card details."), "info")
+    else:
+        flash(gettext("Your card is updated; your next payments use it."), "info")
+    return redirect(url_for("accounts.manage", token=token), code=303)
 
 
 @bp.post("/<token>/mailing-consent/withdraw")

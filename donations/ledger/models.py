@@ -233,6 +233,11 @@ class Donation(db.Model):
     def money(self) -> Money:
         return Money(self.amount, self.currency)
 
+    @property
+    def refunded_money(self) -> Money:
+        """What went back to the supporter so far."""
+        return Money(self.amount_refunded, self.currency)
+
     def transition(self, new: DonationStatus) -> bool:
         """Move to ``new``; False when already there, IllegalTransition when the state machine forbids it."""
         if self.status == new and new is not DonationStatus.PARTIALLY_REFUNDED:

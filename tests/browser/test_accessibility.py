@@ -495,3 +495,26 @@ def test_manage_page_of_a_monthly_gift_ties_a_refused_amount_to_its_field(contex
     # Reloaded, the message is gone, and so is the mark.
     page.reload()
     assert page.locator("[aria-invalid]").count() == 0
+
+
+def test_manage_page_fits_a_375px_phone_and_its_tables_scroll_on_their_own(new_context, ask, live_app, clean):
+    app, origin = live_app
+    page = new_context(viewport={"width": 375, "height": 740}).new_page()
+    give(page, origin, email="phone@example.com")
+    page.goto(f"{origin}/donate?frequency=monthly")
+    page.get_by_label("€5.00").check()
+    page.get_by_label("Email", exact=True).fill("phone@example.com")
+    page.get_by_role("button", name="Donate monthly").click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name=re.compile("^Subscribe")).click()
+    page.wait_for_url(re.compile(r".*/thanks.*"))
+
+    page.goto(origin + manage_url(app, "phone@example.com"))
+    page.locator("section.gift").wait_for()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # the page itself does not scroll sideways
+    region = page.get_by_role("region", name="Every gift")
+    assert region.get_attribute("tabindex") == "0"  # a keyboard reaches what scrolls
+    assert region.locator("table tbody tr").count() == 2
+    assert region.evaluate("el => getComputedStyle(el).overflowX") == "auto"
+    assert_accessible(page, "the manage page at 375px")

@@ -33,6 +33,7 @@ from donations.payments import sandbox_gateway as sandbox
 from donations.payments.models import SandboxObject
 from tests.factories import post_event
 from tests.functional.helpers import hidden_value
+from tests.functional.statement_helpers import refund as refund_charge
 from tests.functional.test_donate_form import form_data
 from tests.conftest import reset_limits
 
@@ -536,16 +537,62 @@ def test_cancel_at_period_end_keeps_the_gift_active_until_then_and_confirms_once
 
     flashed = act_and_read(client, path, monthly.id, "cancel", when="period_end")
 
-    assert flashed == [("notice", "Your gift is cancelled. We have sent you a confirmation.")]
     recurring = gift()
+    ends = recurring.current_period_end.strftime('%-d %B %Y')
+    assert flashed == [("notice", f"Your gift ends on {ends}; nothing more will be charged. "
+                                  "We have sent you a confirmation.")]
     assert (recurring.status, recurring.cancel_at_period_end) == (RecurringStatus.ACTIVE, True)
     [confirmation] = emails("recurring_canceled")
     assert confirmation.to_address == EMAIL
-    assert f"Nothing more will be charged after {recurring.current_period_end.strftime('%-d %B %Y')}" \
-        in confirmation.body_text
+    for body in (confirmation.body_text, html_lib.unescape(confirmation.body_html)):
+        assert f"Your gift ends on {ends}; nothing more will be charged." in body
+        assert "after" not in body  # not "nothing more after <the day>", which reads as if that day were charged
     page = client.get(path).get_data(as_text=True)
-    assert f"ends on {recurring.current_period_end.strftime('%-d %B %Y')}" in page
+    assert f"Status: <strong>Ends on {ends}; nothing more will be charged.</strong></p>" in page
+    assert "Active" not in page and "next payment" not in page
     assert "Cancel at the end of the period" not in page and "Cancel now" in page
+
+
+def test_a_gift_that_ends_offers_neither_pause_nor_a_new_amount_nor_a_card(monthly, client):
+    path = account()
+    act_and_read(client, path, monthly.id, "cancel", when="period_end")
+
+    page = client.get(path).get_data(as_text=True)
+
+    for action in ("change", "pause", "resume", "card"):
+        assert f'action="{path}/gifts/{monthly.id}/{action}"' not in page
+    assert "Change amount or frequency" not in page and "Update card" not in page
+    assert f'action="{path}/gifts/{monthly.id}/cancel"' in page  # cancelling now still is offered
+
+
+@pytest.mark.parametrize("action,fields", [
+    ("change", {"amount": "20.00", "frequency": "monthly"}),
+    ("pause", {"months": "1"}),
+    ("resume", {}),
+])
+def test_a_gift_that_ends_cannot_be_changed_paused_or_resumed(monthly, client, action, fields):
+    path = account()
+    act_and_read(client, path, monthly.id, "cancel", when="period_end")
+    before = terms(gift())
+
+    flashed = act_and_read(client, path, monthly.id, action, **fields)
+
+    assert flashed == [("alert", "This gift ends at the end of the period you paid for; "
+                                 "nothing more will be charged.")]
+    assert terms(gift()) == before
+
+
+def test_a_paused_gift_cancelled_at_period_end_says_when_it_ends_not_when_it_resumes(monthly, client):
+    path = account()
+    act_and_read(client, path, monthly.id, "pause", months="2")
+
+    act_and_read(client, path, monthly.id, "cancel", when="period_end")
+
+    recurring = gift()
+    page = client.get(path).get_data(as_text=True)
+    ends = recurring.current_period_end.strftime('%-d %B %Y')
+    assert f"Status: <strong>Ends on {ends}; nothing more will be charged.</strong></p>" in page
+    assert "Paused" not in page and "until" not in page and "Resume now" not in page
 
 
 def test_gift_cancelled_at_period_end_ends_then_without_another_charge_or_email(monthly, app, client):
@@ -665,9 +712,17 @@ def test_update_card_goes_to_the_portal_and_back_to_the_account_page(monthly, cl
     response = update_card(client, path, monthly.id, "4242 4242 4242 4242")
 
     assert response.status_code == 303
-    assert response.headers["Location"] == PUBLIC + path
-    assert client.get(local(response.headers["Location"])).status_code == 200
+    assert response.headers["Location"] == PUBLIC + path + "/card-updated"
+    back = client.get(local(response.headers["Location"]))
+    assert back.status_code == 303 and back.headers["Location"] == path
+    assert messages(client.get(path).get_data(as_text=True)) == [
+        ("notice", "Your card is updated; your next payments use it.")]
     assert gift().status is RecurringStatus.ACTIVE
+
+
+def test_card_return_with_a_tampered_link_is_400(monthly, client):
+    for token in tampered(account().rsplit("/", 1)[1]):
+        assert client.get(f"/account/{token}/card-updated").status_code == 400
 
 
 def test_portal_refuses_a_declining_card_and_keeps_the_supporter_there(monthly, client):
@@ -684,11 +739,69 @@ def test_new_card_pays_the_declined_renewal_and_the_gift_is_active_again(app_ctx
     assert recurring.status is RecurringStatus.PAST_DUE
     assert "Payment failed — please update your card" in client.get(account()).get_data(as_text=True)
 
-    update_card(client, account(), recurring.id, GOOD_CARD)
+    response = update_card(client, account(), recurring.id, GOOD_CARD)
 
     assert gift().status is RecurringStatus.ACTIVE
     assert [d.status for d in donations()] == [DonationStatus.SUCCEEDED] * 2
     assert len(emails("receipt")) == 2
+    client.get(local(response.headers["Location"]))
+    page = client.get(account()).get_data(as_text=True)
+    assert messages(page) == [("notice", "Your card is updated; your next payments use it.")]
+    assert "Status: <strong>Active</strong>" in page
+
+
+def test_a_failed_payment_says_it_is_still_due_and_will_be_tried_again(app_ctx, client):
+    give(client, card=DECLINES_RENEWALS)
+    advance(app_ctx, 31)
+    recurring = gift()
+    assert recurring.status is RecurringStatus.PAST_DUE
+
+    page = client.get(account()).get_data(as_text=True)
+
+    assert ("Status: <strong>Payment failed — please update your card</strong> · "
+            "the failed payment is still due; we will try it again</p>") in page
+    assert "next payment" not in page  # the next period's date would hide the payment still owed
+    assert "Update card" in page
+
+
+def test_back_from_the_card_page_while_the_payment_still_fails_says_so(app_ctx, client):
+    give(client, card=DECLINES_RENEWALS)
+    advance(app_ctx, 31)
+    recurring = gift()
+
+    response = update_card(client, account(), recurring.id, DECLINES_RENEWALS)
+    client.get(local(response.headers["Location"]))
+
+    assert gift().status is RecurringStatus.PAST_DUE
+    assert messages(client.get(account()).get_data(as_text=True)) == [
+        ("notice", "Your card is saved, but the failed payment has not gone through yet. We will try it again; "
+                   "if it fails again, please check your card details.")]
+
+
+# -- a partly refunded gift ------------------------------------------------------------------------------------
+
+
+def test_a_partly_refunded_gift_says_how_much_came_back(app_ctx, client):
+    give(client, frequency="one_off", amount="25.64")
+    [donation] = donations()
+    refund_charge(client, donation.id, 1250)
+    assert donations()[0].status is DonationStatus.PARTIALLY_REFUNDED
+
+    page = html_lib.unescape(client.get(account()).get_data(as_text=True))
+
+    assert "<td>€25.64</td>" in page and "<td>partially refunded (€12.50 refunded)</td>" in page
+
+
+def test_a_partly_refunded_gift_in_german_formats_the_amount_as_germans_do(app_ctx, client):
+    give(client, frequency="one_off", amount="25.64")
+    [donation] = donations()
+    donation.supporter.locale = "de"
+    db.session.commit()
+    refund_charge(client, donation.id, 1250)
+
+    page = html_lib.unescape(client.get(account()).get_data(as_text=True))
+
+    assert "(12,50\u00a0€ erstattet)" in page
 
 
 # -- CSRF ----------------------------------------------------------------------------------------------------

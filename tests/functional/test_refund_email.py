@@ -83,6 +83,21 @@ def test_a_german_supporter_gets_it_in_german(app_ctx, client):
     assert 'lang="de"' in sent.body_html
 
 
+def test_a_french_supporter_gets_a_no_break_space_before_each_colon(app_ctx, client):
+    donation = gift(client)
+    donation.supporter.locale = "fr"
+    db.session.commit()
+
+    charge_refunded(client, donation.id, 1250)
+
+    [sent] = refund_emails()
+    text = sent.body_text
+    assert "Remboursé\u00a0: 12,50\u00a0€" in text, text
+    assert f"\u00a0: {donation.receipt_number}" in text
+    assert not any(line.split(": ")[0] and ": " in line and not line.split(": ")[0].endswith("\u00a0")
+                   for line in text.splitlines()), text
+
+
 def test_yen_has_no_decimals(app_ctx, client, monkeypatch):
     monkeypatch.setitem(client.application.config, "CURRENCIES", ["EUR", "JPY"])
     donation = gift(client, amount=5000, currency="JPY")

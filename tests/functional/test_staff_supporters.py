@@ -486,8 +486,22 @@ def test_a_gift_that_already_ends_at_period_end_offers_cancel_now_only(client, s
     staff.post(f"/staff/supporters/{supporter}/recurring/{plan}/cancel", {"when": "period_end"})
 
     assert buttons() == ["now"]
-    assert "ends at period end" in staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True)
+    assert ", nothing more will be charged" in staff.get(f"/staff/supporters/{supporter}").get_data(as_text=True)
     response = staff.post(f"/staff/supporters/{supporter}/recurring/{plan}/cancel", {"when": "now"})
     assert response.status_code == 303
     with in_app(client.application):
         assert db.session.get(RecurringDonation, plan).status is RecurringStatus.CANCELED
+
+
+def test_a_gift_cancelled_at_period_end_shows_staff_the_day_it_ends_as_the_supporter_sees_it(client, staff):
+    with in_app(client.application):
+        person = add_person("eve@example.com", "Eve", recurring=(RecurringStatus.ACTIVE, "EUR", "sub_eve"))
+        plan = person.recurring_donations[0]
+        plan.cancel_at_period_end = True
+        plan.current_period_end = at("2026-12-27")
+        db.session.commit()
+        person_id = person.id
+
+    html = staff.get(f"/staff/supporters/{person_id}").get_data(as_text=True)
+
+    assert "active · ends on 27 December 2026, nothing more will be charged" in html
