@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta, timezone
 from sqlalchemy import func, insert, select
 
 from .campaigns.articles import article_id_for
-from .campaigns.models import Article, AskCount, Campaign, CampaignVariant
+from .campaigns.models import Article, AskCount, Campaign, CampaignTranslation, CampaignVariant
 from .campaigns.operations import DEFAULT_SLUG, get_active
 from .checkout.models import AttemptStatus, CheckoutAttempt
 from .extensions import db
@@ -34,10 +34,12 @@ ARTICLES = ["https://news.example.org/river-towns-libraries", "https://news.exam
 def seed(supporters: int = 120, seed_value: int = 7) -> int:
     """Add a year of one-off and monthly gifts, unless the ledger has any already; returns donations added.
     Written straight to the ledger, without emails: these people do not exist."""
+    campaign = get_active(DEFAULT_SLUG)
     if db.session.scalar(select(func.count()).select_from(Donation)):
+        if campaign is not None:
+            _translate(campaign)  # a demo seeded before the translations came gets them too
         return 0
     rng = random.Random(seed_value)
-    campaign = get_active(DEFAULT_SLUG)
     now = datetime.now(timezone.utc)
     added = 0
     for n in range(supporters):
@@ -73,10 +75,45 @@ def seed(supporters: int = 120, seed_value: int = 7) -> int:
                 start = min(now, start + timedelta(days=rng.randint(20, 120)))
     db.session.flush()
     added += _ab_test(campaign, now, rng)
+    _translate(campaign)
     db.session.flush()
     _pay_out(now)
     refresh_first_gifts()  # the gifts above were written straight to the ledger, not through mark_succeeded
     return added
+
+
+#: The default campaign's copy in German (formal "Sie") and French, per variant, so that /donate?locale=de or fr
+#: shows a page translated throughout. Variant "b" has only a headline of its own; the rest comes from "a".
+TRANSLATIONS = {
+    "a": {
+        "de": {"headline": "Unterstützen Sie unsere Arbeit mit einer Spende",
+               "body": "Helfen Sie uns, mehr Artikel wie diesen zu veröffentlichen. {publication} lebt von den "
+                       "Spenden seiner Leserinnen und Leser.",
+               "button_label": "Spenden"},
+        "fr": {"headline": "Soutenez notre travail par un don",
+               "body": "Aidez-nous à publier davantage d’articles comme celui-ci. {publication} ne vit que des "
+                       "dons de ses lectrices et lecteurs.",
+               "button_label": "Faire un don"},
+    },
+    "b": {
+        "de": {"headline": "Bevor Sie gehen: Helfen Sie, Lokaljournalismus für alle frei zu halten"},
+        "fr": {"headline": "Avant de partir : aidez-nous à garder l’information locale gratuite pour tous"},
+    },
+}
+
+
+def _translate(campaign: Campaign) -> None:
+    """Add the German and French copy of the default campaign's variants that is not there yet (staff's own
+    translations are left as they are)."""
+    for key, locales in TRANSLATIONS.items():
+        variant = campaign.variant(key)
+        if variant is None:
+            continue
+        have = {translation.locale for translation in variant.translations}
+        for locale, copy in locales.items():
+            if locale not in have:
+                variant.translations.append(CampaignTranslation(locale=locale, **copy))
+    db.session.flush()
 
 
 #: The demo articles' ``<meta>`` facts, as the embed would report them: section, author, title.

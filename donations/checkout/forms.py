@@ -78,7 +78,9 @@ class DonationForm(Form):
             raise ValidationError(gettext("Unknown campaign."))
 
     def validate_amount(self, field):
-        raw = (self.custom_amount.data or "").strip() if field.data in (None, "", "other") else field.data
+        typed = (self.custom_amount.data or "").strip()
+        preset = field.data not in (None, "", "other")
+        raw = field.data if preset else typed
         if not raw:
             raise ValidationError(gettext("Choose or enter an amount."))
         if self.currency.data not in current_app.config["CURRENCIES"]:
@@ -88,6 +90,19 @@ class DonationForm(Form):
             check_gift(self.gift)
         except MoneyError as exc:
             raise ValidationError(str(exc)) from None
+        if preset and typed and not self._same_amount(typed):
+            # A preset is chosen and another amount typed under "Other amount" (without a script nothing ticks
+            # "Other" for the reader): which one they meant is theirs to say, never ours to guess.
+            self.gift = None
+            raise ValidationError(gettext("You chose one of the amounts and also typed a different one under "
+                                          "“Other amount”. Please choose one of them."))
+
+    def _same_amount(self, typed: str) -> bool:
+        """Whether the amount typed under "Other amount" is the chosen preset (25 and 25.00 are the same)."""
+        try:
+            return Money.from_major(typed, self.currency.data) == self.gift
+        except MoneyError:
+            return False
 
     def chosen_variant(self):
         """The campaign's active variant named by the link or the form; None when there is none."""

@@ -67,7 +67,11 @@ def donate():
             db.session.commit()
             return redirect(attempt.checkout_url, code=303)
     status = status or (400 if form.errors else 200)
-    if not (stamp_passed and current_app.config["FORM_MIN_SECONDS"]):
+    if attempt is not None:
+        # Back from a cancelled checkout, filled in from a real attempt: the reader filled in this form once
+        # already, so its clock counts as passed and pressing Donate again at once is no bot's speed.
+        form.started.data = antifraud.form_stamp(passed=True)
+    elif not (stamp_passed and current_app.config["FORM_MIN_SECONDS"]):
         # Every new form starts its own clock; a form shown again after a slip (an error in a field, the CAPTCHA)
         # keeps the clock that already passed, so correcting one field at once is no bot's speed.
         form.started.data = antifraud.form_stamp()

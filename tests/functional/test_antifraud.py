@@ -174,6 +174,32 @@ def test_a_form_sent_back_faster_than_a_person_fills_it_in_is_refused_and_shown_
     assert gateway.calls == 1
 
 
+def test_the_form_filled_in_again_after_a_cancelled_checkout_can_be_sent_at_once(app, client, gateway, monkeypatch,
+                                                                                 form_clock):
+    monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 3)
+    html = form_page(client)
+    form_clock.advance(3.1)
+    assert client.post("/donate", data=filled_form(html)).status_code == 303
+    with app.app_context():
+        attempt_id = db.session.scalars(select(CheckoutAttempt.id)).one()
+
+    # "Cancel and go back": the form comes back filled in; the reader presses Donate again straight away.
+    again = client.get(f"/donate?attempt={attempt_id}").get_data(as_text=True)
+    response = client.post("/donate", data=filled_form(again))
+
+    assert response.status_code == 303 and gateway.calls == 2
+
+
+def test_an_attempt_id_that_names_no_attempt_gets_a_fresh_clock(app, client, gateway, monkeypatch, form_clock):
+    monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 3)
+    html = client.get("/donate?attempt=00000000-0000-4000-8000-000000000000").get_data(as_text=True)
+
+    response = client.post("/donate", data=filled_form(html))
+
+    assert response.status_code == 400 and gateway.calls == 0
+    assert "quicker than a person can fill in the form" in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("stamp", ["", "garbage", "eyJ0IjoxfQ.forged.signature"])
 def test_a_missing_or_forged_stamp_is_refused(app, client, gateway, monkeypatch, stamp):
     monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 1)

@@ -34,3 +34,38 @@ def test_the_demo_has_a_two_variant_test_with_counts_and_gifts_per_article(app_c
     counts_before = db.session.scalar(select(func.count()).select_from(AskCount))
     assert demo.seed(supporters=5) == 0
     assert db.session.scalar(select(func.count()).select_from(AskCount)) == counts_before
+
+
+def test_after_seed_demo_the_donation_page_is_german_or_french_throughout(client):
+    app = client.application
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0  # again: nothing added twice
+
+    german = client.get("/donate?locale=de").get_data(as_text=True)
+    assert "<h1>Unterstützen Sie unsere Arbeit mit einer Spende</h1>" in german
+    assert f"{app.config['PUBLICATION_NAME']} lebt von den Spenden" in german
+    assert ">Spenden</button>" in german
+    assert "Consider donating" not in german and "Help us to produce" not in german
+
+    french = client.get("/donate?locale=fr").get_data(as_text=True)
+    assert "<h1>Soutenez notre travail par un don</h1>" in french and ">Faire un don</button>" in french
+
+    urgent = client.get("/donate?locale=de&variant=b").get_data(as_text=True)
+    assert "Bevor Sie gehen" in urgent and "lebt von den Spenden" in urgent  # the body from the control's German
+
+    english = client.get("/donate?locale=en").get_data(as_text=True)
+    assert "<h1>Consider donating to support our work</h1>" in english
+
+
+def test_a_demo_seeded_before_the_translations_gets_them_when_seeded_again(app_ctx):
+    demo.seed(supporters=3)
+    campaign = default_campaign()
+    for variant in campaign.variants:
+        variant.translations.clear()
+    db.session.flush()
+
+    assert demo.seed(supporters=3) == 0  # the ledger has gifts already: no more gifts, but the copy comes
+    db.session.expire_all()
+    assert {(t.variant.key, t.locale) for v in default_campaign().variants for t in v.translations} == \
+        {("a", "de"), ("a", "fr"), ("b", "de"), ("b", "fr")}

@@ -1,6 +1,8 @@
 """The donation page: reader input validated field by field; valid gifts go to checkout once."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -225,3 +227,35 @@ def test_the_same_form_after_the_gift_was_paid_opens_a_new_checkout(app_ctx, cli
     assert second.status_code == 303
     assert second.headers["Location"] != first.headers["Location"]
     assert count(CheckoutAttempt) == 2
+
+
+# -- a preset chosen and another amount typed (a reader without the page's script) --------------------------
+
+
+def test_a_preset_and_a_different_typed_amount_reshow_the_form_asking_for_one_with_nothing_created(app_ctx, client):
+    response = client.post("/donate", data=form_data(client, amount="25.00", custom_amount="7"))
+
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "also typed a different one under “Other amount”. Please choose one of them." in html
+    # The message is the amount box's: the box names it for a screen reader and takes the focus.
+    box = next(tag for tag in re.findall(r"<input[^>]*>", html) if 'name="custom_amount"' in tag)
+    assert 'aria-describedby="amount-error"' in box and 'aria-invalid="true"' in box and "autofocus" in box
+    assert 'id="amount-error"' in html
+    assert 'value="7"' in box and 'value="25.00" checked' in html  # what they gave is still there to fix
+    assert count(CheckoutAttempt) == 0 and count(SandboxObject) == 0  # no attempt, no checkout session
+
+
+@pytest.mark.parametrize("typed", ["25", "25.00", " 25.0 "])
+def test_the_preset_typed_again_as_the_other_amount_goes_through(app_ctx, client, typed):
+    response = client.post("/donate", data=form_data(client, amount="25.00", custom_amount=typed))
+
+    assert response.status_code == 303
+    assert db.session.scalars(select(CheckoutAttempt)).one().amount == 2500
+
+
+def test_other_with_a_typed_amount_charges_the_typed_amount(app_ctx, client):
+    response = client.post("/donate", data=form_data(client, amount="other", custom_amount="7"))
+
+    assert response.status_code == 303
+    assert db.session.scalars(select(CheckoutAttempt)).one().amount == 700
