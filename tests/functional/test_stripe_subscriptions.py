@@ -597,10 +597,12 @@ def test_update_card_redirects_to_the_stripe_portal_which_returns_to_the_account
     [session] = fake_billing.portal_sessions.values()
     assert response.headers["Location"] == session["url"]
     assert session["customer"] == "cus_reader"
-    # Back to the same account page: a manage link (signed a moment ago, so compared by what it opens).
+    # Back to the same account page, through the card-updated step that confirms it: a manage link (signed a
+    # moment ago, so compared by what it opens).
     assert session["return_url"].startswith(f"{PUBLIC}/account/")
-    assert read_token(session["return_url"].removeprefix(f"{PUBLIC}/account/")) == (
-        stripe_gift.supporter.id, stripe_gift.supporter.email)
+    assert session["return_url"].endswith("/card-updated")
+    token = session["return_url"].removeprefix(f"{PUBLIC}/account/").removesuffix("/card-updated")
+    assert read_token(token) == (stripe_gift.supporter.id, stripe_gift.supporter.email)
 
 
 # -- fees: the balance transaction behind a payment ------------------------------------------------------
