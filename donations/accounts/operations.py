@@ -126,11 +126,12 @@ def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
     emails.queue_recurring_canceled(recurring)
 
 
-def card_update_url(recurring: RecurringDonation, return_url: str) -> str:
+def card_update_url(recurring: RecurringDonation, return_url: str, updated_url: str) -> str:
+    """The card page: back to ``return_url`` if the supporter leaves it, to ``updated_url`` once the card is saved."""
     _require_open(recurring)
     if not recurring.stripe_customer_id:
         raise NotAllowed(gettext("This gift has no card on file to update."))
-    return get_gateway().create_portal_session(recurring.stripe_customer_id, return_url)
+    return get_gateway().create_portal_session(recurring.stripe_customer_id, return_url, updated_url)
 
 
 def withdraw_mailing_consent(supporter: Supporter) -> bool:

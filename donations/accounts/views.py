@@ -139,8 +139,9 @@ def act(token: str, recurring_id: int, action: str):
             case "card":
                 if not ActionForm().validate_on_submit():
                     abort(400, description=gettext("This form has expired. Please try again."))
-                url = operations.card_update_url(
-                    recurring, current_app.config["PUBLIC_URL"] + url_for("accounts.card_returned", token=token))
+                public = current_app.config["PUBLIC_URL"]
+                url = operations.card_update_url(recurring, public + url_for("accounts.manage", token=token),
+                                                 public + url_for("accounts.card_returned", token=token))
                 db.session.commit()
                 return redirect(url, code=303)
             case _:
@@ -159,8 +160,8 @@ def act(token: str, recurring_id: int, action: str):
 
 @bp.get("/<token>/card-updated")
 def card_returned(token: str):
-    """Where the card-update page (Stripe's Billing Portal, or the sandbox's) sends the supporter back: a word on
-    what happened, then the manage page."""
+    """Where the card-update page (Stripe's Billing Portal, or the sandbox's) sends the supporter once their card
+    is saved (leaving it without a change goes back to the manage page): a word on what happened, then the page."""
     supporter = _supporter(token)
     gifts = [g for g in operations.recurring_gifts(supporter) if g.is_open]
     if any(g.status is RecurringStatus.PAST_DUE for g in gifts):

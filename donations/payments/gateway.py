@@ -79,8 +79,9 @@ class PaymentGateway(Protocol):
     def cancel_subscription(self, subscription_id: str, *, at_period_end: bool) -> dict:
         ...
 
-    def create_portal_session(self, customer_id: str, return_url: str) -> str:
-        """A page where the supporter updates their card; returns its URL."""
+    def create_portal_session(self, customer_id: str, return_url: str, updated_url: str | None = None) -> str:
+        """A page where the supporter updates their card; returns its URL. They come back to ``return_url`` when
+        they leave it, and to ``updated_url`` (when given) once their card is saved."""
         ...
 
     def payment_balance(self, payment_intent_id: str) -> dict | None:

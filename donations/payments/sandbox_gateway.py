@@ -189,11 +189,12 @@ class SandboxGateway:
         _publish([_event("customer.subscription.deleted", subscription)])
         return subscription
 
-    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+    def create_portal_session(self, customer_id: str, return_url: str, updated_url: str | None = None) -> str:
         portal_id = _new_id("bps")
         url = f"{current_app.config['PUBLIC_URL']}/sandbox/portal/{portal_id}"
         _save({"id": portal_id, "object": "billing_portal.session", "customer": customer_id,
-               "return_url": return_url, "url": url, "created": now(), "livemode": False})
+               "return_url": return_url, "updated_url": updated_url, "url": url, "created": now(),
+               "livemode": False})
         db.session.flush()
         return url
 
@@ -590,7 +591,7 @@ def update_card(portal_id: str, card_number: str) -> str:
             events += [_event("invoice.paid", invoice, at=at), _event("customer.subscription.updated", subscription,
                                                                        at=at)]
     _publish(events)
-    return portal["return_url"]
+    return portal.get("updated_url") or portal["return_url"]
 
 
 # -- events ------------------------------------------------------------------------------------------

@@ -87,11 +87,16 @@ class StripeGateway:
         return self._call(f"cancelling subscription {subscription_id}", self.client.v1.subscriptions.cancel,
                           subscription_id).to_dict()
 
-    def create_portal_session(self, customer_id: str, return_url: str) -> str:
-        """https://docs.stripe.com/customer-management/integrate-customer-portal"""
+    def create_portal_session(self, customer_id: str, return_url: str, updated_url: str | None = None) -> str:
+        """https://docs.stripe.com/customer-management/integrate-customer-portal; with ``updated_url``, the portal
+        opens on the card update and sends the supporter there once it is done (a portal deep link,
+        https://docs.stripe.com/customer-management/portal-deep-links), to ``return_url`` if they leave."""
+        params: dict = {"customer": customer_id, "return_url": return_url}
+        if updated_url:
+            params["flow_data"] = {"type": "payment_method_update", "after_completion": {
+                "type": "redirect", "redirect": {"return_url": updated_url}}}
         session = self._call(f"a portal session for customer {customer_id}",
-                             self.client.v1.billing_portal.sessions.create,
-                             {"customer": customer_id, "return_url": return_url})
+                             self.client.v1.billing_portal.sessions.create, params)
         return session["url"]
 
     def delete_customer(self, customer_id: str) -> None:

@@ -231,6 +231,9 @@ class FakeStripeBilling(FakeStripe):
             "object": "billing_portal.session",
             "customer": customer,
             "return_url": form.get("return_url"),
+            # A deep link: the card update, then a redirect (Stripe's flow_data, sent as bracketed form keys).
+            "flow": {key.removeprefix("flow_data"): value for key, value in form.items()
+                     if key.startswith("flow_data[")} or None,
             "url": f"https://billing.stripe.com/p/session/test_{secrets.token_hex(12)}",
             "livemode": False,
             "created": int(time.time()),
@@ -427,11 +430,14 @@ def test_cancel_now_sends_delete(gateway, fake_billing):
 def test_portal_session_posts_the_customer_and_return_url_and_returns_its_url(gateway, fake_billing):
     subscription = fake_billing.add_subscription(customer="cus_123")
 
-    url = gateway.create_portal_session("cus_123", f"{PUBLIC}/account/tok")
+    url = gateway.create_portal_session("cus_123", f"{PUBLIC}/account/tok", f"{PUBLIC}/account/tok/card-updated")
 
     [call] = fake_billing.requests
     assert (call.method, call.path) == ("POST", "/v1/billing_portal/sessions")
-    assert call.form == {"customer": "cus_123", "return_url": f"{PUBLIC}/account/tok"}
+    assert call.form == {"customer": "cus_123", "return_url": f"{PUBLIC}/account/tok",
+                         "flow_data[type]": "payment_method_update",
+                         "flow_data[after_completion][type]": "redirect",
+                         "flow_data[after_completion][redirect][return_url]": f"{PUBLIC}/account/tok/card-updated"}
     [session] = fake_billing.portal_sessions.values()
     assert url == session["url"] and url.startswith("https://billing.stripe.com/p/session/")
     assert subscription["customer"] == session["customer"]
@@ -597,12 +603,16 @@ def test_update_card_redirects_to_the_stripe_portal_which_returns_to_the_account
     [session] = fake_billing.portal_sessions.values()
     assert response.headers["Location"] == session["url"]
     assert session["customer"] == "cus_reader"
-    # Back to the same account page, through the card-updated step that confirms it: a manage link (signed a
-    # moment ago, so compared by what it opens).
-    assert session["return_url"].startswith(f"{PUBLIC}/account/")
-    assert session["return_url"].endswith("/card-updated")
-    token = session["return_url"].removeprefix(f"{PUBLIC}/account/").removesuffix("/card-updated")
-    assert read_token(token) == (stripe_gift.supporter.id, stripe_gift.supporter.email)
+    # The portal opens on the card update. Leaving it goes back to the account page; a saved card goes through
+    # the card-updated step, which says so. Both are manage links (signed a moment ago: compared by what they open).
+    assert session["flow"]["[type]"] == "payment_method_update"
+    assert session["flow"]["[after_completion][type]"] == "redirect"
+    updated = session["flow"]["[after_completion][redirect][return_url]"]
+    assert updated.endswith("/card-updated")
+    for url in (session["return_url"], updated.removesuffix("/card-updated")):
+        assert url.startswith(f"{PUBLIC}/account/")
+        assert read_token(url.removeprefix(f"{PUBLIC}/account/")) == (
+            stripe_gift.supporter.id, stripe_gift.supporter.email)
 
 
 # -- fees: the balance transaction behind a payment ------------------------------------------------------
