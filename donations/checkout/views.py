@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session
 from flask_babel import force_locale, gettext, lazy_gettext as _l
 
 from ..campaigns import operations as campaigns
+from ..db import now_utc
 from ..extensions import csrf, db
 from ..money import Money, MoneyError
 from ..payments.gateway import GatewayError
@@ -65,10 +67,12 @@ def donate():
             error, status = gettext(str(exc)), 503  # marked with N_ where raised
         else:
             db.session.commit()
+            # This browser's own checkouts, so that coming back from one counts its form as filled in already.
+            session["attempts"] = [*session.get("attempts", [])[-(OWN_ATTEMPTS - 1):], attempt.id]
             return redirect(attempt.checkout_url, code=303)
     status = status or (400 if form.errors else 200)
-    if attempt is not None:
-        # Back from a cancelled checkout, filled in from a real attempt: the reader filled in this form once
+    if attempt is not None and _own_open_attempt(attempt):
+        # Back from a cancelled checkout this browser opened a moment ago: the reader filled in this form once
         # already, so its clock counts as passed and pressing Donate again at once is no bot's speed.
         form.started.data = antifraud.form_stamp(passed=True)
     elif not (stamp_passed and current_app.config["FORM_MIN_SECONDS"]):
@@ -89,6 +93,18 @@ def _ask(campaign, variant, currency: str | None) -> dict:
     ``variant`` (the campaign's active variant from the link, or None) is the one the reader saw; the
     form carries its key through to the attempt."""
     return campaigns.ask_view(campaign, request_locale(), currency, variant=variant)
+
+
+#: How many of its latest checkouts a browser's session remembers (see _own_open_attempt).
+OWN_ATTEMPTS = 5
+
+
+def _own_open_attempt(attempt: operations.CheckoutAttempt) -> bool:
+    """Whether ``attempt`` is one this browser opened from the donation form, still open and from the last day:
+    only then does its refilled form skip the fill-time clock. Anyone else's attempt id (or an API attempt, or
+    an old or finished one) gets a form with a fresh clock, like any new form."""
+    return (attempt.id in session.get("attempts", []) and attempt.status is operations.AttemptStatus.OPEN
+            and attempt.created_at > now_utc() - timedelta(seconds=antifraud.FORM_MAX_AGE_SECONDS))
 
 
 def _returning_attempt() -> operations.CheckoutAttempt | None:

@@ -1,11 +1,13 @@
 """Defences on starting a checkout: rate limits, honeypot, fill time, minimum amounts, client addresses."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from donations.checkout.models import CheckoutAttempt
+from donations.checkout.models import AttemptStatus, CheckoutAttempt
 from donations.config import Config, ConfigError
 from donations.extensions import db
 from donations.security import antifraud
@@ -188,6 +190,31 @@ def test_the_form_filled_in_again_after_a_cancelled_checkout_can_be_sent_at_once
     response = client.post("/donate", data=filled_form(again))
 
     assert response.status_code == 303 and gateway.calls == 2
+
+
+@pytest.mark.parametrize("whose", ["another browser's", "finished", "a day old"])
+def test_only_this_browsers_open_recent_attempt_skips_the_clock(app, client, gateway, monkeypatch, form_clock, whose):
+    """An attempt id is no pass: a bot could name anyone's (or an API attempt's, whose id can be computed from its
+    key) to get a form it may send at once. Only a checkout this browser opened, still open, within the day."""
+    monkeypatch.setitem(app.config, "FORM_MIN_SECONDS", 3)
+    opener = app.test_client() if whose == "another browser's" else client
+    html = form_page(opener)
+    form_clock.advance(3.1)
+    assert opener.post("/donate", data=filled_form(html)).status_code == 303
+    with app.app_context():
+        attempt = db.session.scalars(select(CheckoutAttempt)).one()
+        if whose == "finished":
+            attempt.status = AttemptStatus.COMPLETED
+        if whose == "a day old":
+            attempt.created_at -= timedelta(days=1, seconds=1)
+        db.session.commit()
+        attempt_id = attempt.id
+
+    again = client.get(f"/donate?attempt={attempt_id}").get_data(as_text=True)
+    response = client.post("/donate", data=filled_form(again, email="someone.new@example.com"))
+
+    assert response.status_code == 400 and gateway.calls == 1
+    assert "quicker than a person can fill in the form" in response.get_data(as_text=True)
 
 
 def test_an_attempt_id_that_names_no_attempt_gets_a_fresh_clock(app, client, gateway, monkeypatch, form_clock):
