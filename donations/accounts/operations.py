@@ -127,7 +127,10 @@ def cancel(recurring: RecurringDonation, at_period_end: bool) -> None:
 
 
 def card_update_url(recurring: RecurringDonation, return_url: str, updated_url: str) -> str:
-    """The card page: back to ``return_url`` if the supporter leaves it, to ``updated_url`` once the card is saved."""
+    """The card page: back to ``return_url`` if the supporter leaves it, to ``updated_url`` once the card is saved.
+    A gift that ends at the period's end takes no more payments, so its card matters only while one has failed."""
+    if recurring.status is not RecurringStatus.PAST_DUE:
+        _require_continuing(recurring)
     _require_open(recurring)
     if not recurring.stripe_customer_id:
         raise NotAllowed(gettext("This gift has no card on file to update."))

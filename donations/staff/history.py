@@ -50,7 +50,7 @@ def _amount(value: str | None, currency: str) -> str | None:
         return None
     try:
         return Money(int(value), currency).format()
-    except (ValueError, MoneyError):
+    except (ValueError, ArithmeticError, MoneyError):  # not a number, or too large for Babel to format
         return value
 
 

@@ -1000,3 +1000,28 @@ def test_declined_renewal_then_cancel_from_the_link_in_the_receipt_email(app_ctx
     # Nothing more is tried after the cancellation.
     advance(app_ctx, 62)
     assert len(emails("payment_failed")) == 8 and len(donations()) == 1
+
+
+def test_a_gift_that_ends_has_no_card_to_update(monthly, client):
+    """It takes no more payments: the card page is refused like a change (the button is not shown either)."""
+    path = account()
+    act_and_read(client, path, monthly.id, "cancel", when="period_end")
+
+    response = act(client, path, monthly.id, "card")
+
+    assert response.status_code == 303 and "/sandbox/portal/" not in response.headers["Location"]
+    assert messages(client.get(response.headers["Location"]).get_data(as_text=True)) == [
+        ("alert", "This gift ends at the end of the period you paid for; nothing more will be charged.")]
+
+
+def test_the_cancellation_email_without_a_known_period_end_says_so_in_words(monthly, client):
+    from donations.mail import emails as mail
+
+    ending = gift()
+    ending.cancel_at_period_end, ending.current_period_end = True, None  # Stripe named no period end
+    mail.queue_recurring_canceled(ending)
+    db.session.commit()
+
+    [sent] = emails("recurring_canceled")
+    assert "Ends at the end of the period you paid for; nothing more will be charged." in sent.body_text
+    assert "ends on ;" not in sent.body_text and "ends on ;" not in sent.body_html

@@ -336,11 +336,12 @@ def test_resend_for_another_supporters_gift_is_404(client, staff, moved):
 
 # -- cancelling a recurring gift ------------------------------------------------------------------
 
-@pytest.mark.parametrize("when, status, at_period_end", [
-    ("period_end", RecurringStatus.ACTIVE, True),
-    ("now", RecurringStatus.CANCELED, False),
+@pytest.mark.parametrize("when, status, at_period_end, said", [
+    ("period_end", RecurringStatus.ACTIVE, True, "The recurring gift ends at the end of the period already paid "
+                                                 "for; nothing more will be charged."),
+    ("now", RecurringStatus.CANCELED, False, "The recurring gift is cancelled;"),
 ])
-def test_staff_cancel_a_recurring_gift_and_the_supporter_is_told(client, staff, when, status, at_period_end):
+def test_staff_cancel_a_recurring_gift_and_the_supporter_is_told(client, staff, when, status, at_period_end, said):
     payment = sandbox_gift(client.application, "10.00", email="monthly@example.com", frequency="monthly")
     with in_app(client.application):
         gift = db.session.get(Donation, payment)
@@ -354,6 +355,7 @@ def test_staff_cancel_a_recurring_gift_and_the_supporter_is_told(client, staff, 
         assert (recurring.status, recurring.cancel_at_period_end) == (status, at_period_end)
     assert [(to, template) for to, _, template in outbox(client.application)] == [
         ("monthly@example.com", "receipt"), ("monthly@example.com", "recurring_canceled")]
+    assert said in unescape(staff.get(response.headers["Location"]).get_data(as_text=True))
 
 
 def test_a_cancelled_gift_cannot_be_cancelled_again(client, staff, people):
