@@ -102,8 +102,10 @@ def get_session(session_id: str) -> dict | None:
     return _load(session_id, "checkout.session")
 
 
-def portal_exists(portal_id: str) -> bool:
-    return _load(portal_id, "billing_portal.session") is not None
+def portal_return_url(portal_id: str) -> str | None:
+    """Where leaving the portal without a change goes (Stripe's portal links there too); None if no such session."""
+    portal = _load(portal_id, "billing_portal.session")
+    return portal["return_url"] if portal else None
 
 
 def _card(customer_id: str) -> str:

@@ -55,6 +55,7 @@ def portal(portal_id: str):
             return redirect(sandbox.update_card(portal_id, request.form.get("card_number", "")[:40]), code=303)
         except sandbox.SandboxError as exc:
             error = gettext(str(exc))
-    if not sandbox.portal_exists(portal_id):
+    return_url = sandbox.portal_return_url(portal_id)
+    if return_url is None:
         abort(404)
-    return render_template("payments/sandbox_portal.html", error=error), 400 if error else 200
+    return render_template("payments/sandbox_portal.html", error=error, return_url=return_url), 400 if error else 200

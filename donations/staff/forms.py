@@ -40,6 +40,8 @@ class RefundForm(Form):
                          render_kw={"inputmode": "decimal"})
     #: Unique per rendered form: the refund's idempotency key, so a double-submit refunds once.
     token = HiddenField(default=lambda: str(uuid.uuid4()))
+    #: "1" on the confirmation page's form: only then is the refund sent; the first post only asks to confirm.
+    confirm = HiddenField()
 
     def validate_token(self, field):
         try:

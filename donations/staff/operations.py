@@ -192,9 +192,9 @@ def possible_duplicates() -> int:
     return db.session.scalar(select(func.coalesce(func.sum(OutboxEmail.possible_duplicates), 0)))
 
 
-def refund(donation: Donation, amount: Money, token: str) -> None:
-    """Ask the gateway to refund part or all of a donation. The ledger changes when Stripe's
-    ``charge.refunded`` arrives; the form's token is the idempotency key, so a double-submit refunds once."""
+def check_refund(donation: Donation, amount: Money) -> None:
+    """Whether ``amount`` may be refunded from ``donation`` now; raises StaffActionError saying why not.
+    Asks nobody: the confirmation step runs it before anything is sent to the gateway."""
     if donation.status not in (DonationStatus.SUCCEEDED, DonationStatus.PARTIALLY_REFUNDED):
         raise StaffActionError(f"A {donation.status.value.replace('_', ' ')} donation cannot be refunded.")
     if amount.currency != donation.currency or amount.amount <= 0:
@@ -204,6 +204,12 @@ def refund(donation: Donation, amount: Money, token: str) -> None:
         raise StaffActionError(f"At most {Money(left, donation.currency).format()} is left to refund.")
     if not donation.stripe_payment_intent_id:
         raise StaffActionError("The payment behind this donation is not known yet; try again in a minute.")
+
+
+def refund(donation: Donation, amount: Money, token: str) -> None:
+    """Ask the gateway to refund part or all of a donation. The ledger changes when Stripe's
+    ``charge.refunded`` arrives; the form's token is the idempotency key, so a double-submit refunds once."""
+    check_refund(donation, amount)
     answer = get_gateway().refund(donation.stripe_payment_intent_id, amount=amount.amount,
                                   idempotency_key=f"donations-refund-{donation.id}-{token}")
     already = db.session.scalar(select(func.count()).select_from(AuditEntry).where(

@@ -301,7 +301,11 @@ def refund(donation_id: int):
         flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
         return back
     try:
-        ops.refund(gift, ops.parse_refund_amount(form.amount.data, gift), form.token.data)
+        amount = ops.parse_refund_amount(form.amount.data, gift)
+        if form.confirm.data != "1":  # the first step: checked, then shown back to be confirmed; nothing sent
+            ops.check_refund(gift, amount)
+            return render_template("staff/refund_confirm.html", donation=gift, form=form, amount=amount)
+        ops.refund(gift, amount, form.token.data)
     except (ops.StaffActionError, GatewayError) as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -110,7 +110,16 @@ def test_staff_find_a_supporter_refund_half_a_gift_and_edit_the_ask_the_article_
     amount = staff.get_by_label(re.compile(r"^Amount to refund"))
     assert amount.input_value() == "25.00"  # everything that is left, until staff say otherwise
     amount.fill("12.50")
-    staff.get_by_role("button", name="Refund").click()
+    staff.get_by_role("button", name="Refund", exact=True).click()
+    # A second look before the money goes: nothing is refunded until staff confirm.
+    staff.get_by_role("heading", name="Confirm the refund").wait_for()
+    assert staff.locator("#refund-question").inner_text() == (
+        f"Refund €12.50 of €25.00 to {SUPPORTER}? The money goes back to their card; this cannot be undone.")
+    assert staff.get_by_role("link", name="Back to the donation without refunding").get_attribute("href") \
+        == f"/staff/donations/{gift_id}"
+    with app.app_context():
+        assert db.session.scalars(select(Refund).where(Refund.donation_id == gift_id)).all() == []
+    staff.get_by_role("button", name="Refund €12.50", exact=True).click()
     staff.get_by_text("Refund requested.").wait_for()
     facts = staff.locator("#donation-facts")
     assert facts.get_by_role("row", name=re.compile("^Refunded")).get_by_role("cell").inner_text() == "€12.50"

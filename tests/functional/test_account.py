@@ -720,6 +720,20 @@ def test_update_card_goes_to_the_portal_and_back_to_the_account_page(monthly, cl
     assert gift().status is RecurringStatus.ACTIVE
 
 
+def test_the_portal_has_a_way_back_to_the_account_page_that_changes_nothing(monthly, client):
+    path = account()
+    portal = local(act(client, path, monthly.id, "card").headers["Location"])
+    html = client.get(portal).get_data(as_text=True)
+
+    [href] = re.findall(r'<a href="([^"]*)" id="portal-back">Back without changing the card</a>', html)
+
+    assert href == PUBLIC + path  # the portal session's return_url, as Stripe's portal links back
+    page = client.get(local(href))
+    assert page.status_code == 200
+    assert messages(page.get_data(as_text=True)) == []  # no word of a card update that did not happen
+    assert gift().status is RecurringStatus.ACTIVE
+
+
 def test_card_return_with_a_tampered_link_is_400(monthly, client):
     for token in tampered(account().rsplit("/", 1)[1]):
         assert client.get(f"/account/{token}/card-updated").status_code == 400

@@ -60,7 +60,10 @@ def test_refund_is_audited(client, admin):
     gift = sandbox_gift(client.application, "25.00")
     html = admin.get(f"/staff/donations/{gift}").get_data(as_text=True)
 
-    admin.post(f"/staff/donations/{gift}/refund", {"amount": "5.00", "token": hidden_value(html, "token")})
+    form = {"amount": "5.00", "token": hidden_value(html, "token")}
+    assert admin.post(f"/staff/donations/{gift}/refund", form).status_code == 200  # the confirmation: no entry
+    assert audit_rows(client.application, AuditEntry.action == "donation.refund") == []
+    admin.post(f"/staff/donations/{gift}/refund", {**form, "confirm": "1"})
 
     entry = only(client.application, "donation.refund")
     assert_by(entry, admin, "donation", gift, client.application)

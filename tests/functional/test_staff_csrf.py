@@ -48,7 +48,9 @@ def post_for(name: str, w: dict, app) -> tuple[str, dict]:
         "resend receipt": lambda: (f"/staff/supporters/{w['supporter']}/donations/{w['donation']}/resend", {}),
         "cancel recurring": lambda: (f"/staff/supporters/{w['monthly_supporter']}/recurring/{w['recurring']}/cancel",
                                      {"when": "now"}),
-        "refund": lambda: (f"/staff/donations/{w['donation']}/refund", {"amount": "5.00", "token": new_token()}),
+        "ask to refund": lambda: (f"/staff/donations/{w['donation']}/refund", {"amount": "5.00", "token": new_token()}),
+        "refund": lambda: (f"/staff/donations/{w['donation']}/refund",
+                           {"amount": "5.00", "token": new_token(), "confirm": "1"}),
         "save campaign": lambda: (f"/staff/campaigns/{w['campaign']}",
                                   campaign_form(app, w["campaign"], headline="Changed")),
         "preview campaign": lambda: (f"/staff/campaigns/{w['campaign']}",
@@ -60,7 +62,7 @@ def post_for(name: str, w: dict, app) -> tuple[str, dict]:
 
 CHANGING = ["sign in", "sign out", "resend receipt", "cancel recurring", "refund", "save campaign", "create user",
             "change user"]
-POSTS = CHANGING + ["preview campaign"]
+POSTS = CHANGING + ["preview campaign", "ask to refund"]
 
 
 def snapshot(app) -> dict:
@@ -118,8 +120,9 @@ def test_the_same_post_with_its_csrf_token_does_change_something(client, world, 
     assert snapshot(client.application) != before
 
 
-def test_preview_with_its_csrf_token_changes_nothing(client, world):
-    path, form = post_for("preview campaign", world, client.application)
+@pytest.mark.parametrize("name", ["preview campaign", "ask to refund"])
+def test_a_preview_or_a_confirmation_page_with_its_csrf_token_changes_nothing(client, world, name):
+    path, form = post_for(name, world, client.application)
     before = snapshot(client.application)
 
     response = world["admin"].post(path, form)

@@ -32,9 +32,24 @@ def refund_form(staff, donation_id: int) -> dict:
     return {"csrf_token": hidden_value(html, "csrf_token"), "token": hidden_value(html, "token")}
 
 
-def refund(staff, donation_id: int, amount: str, form: dict | None = None):
+def ask_to_refund(staff, donation_id: int, amount: str, form: dict | None = None):
+    """The first step: the donation page's form, which only asks to confirm."""
     data = {**(form or refund_form(staff, donation_id)), "amount": amount}
     return staff.post(f"/staff/donations/{donation_id}/refund", data)
+
+
+def confirmation_form(html: str) -> dict:
+    """The hidden fields of the confirmation page's form, as the browser sends them."""
+    return {name: hidden_value(html, name) for name in ("csrf_token", "token", "amount", "confirm")}
+
+
+def refund(staff, donation_id: int, amount: str, form: dict | None = None):
+    """Both steps, as a person does them: Refund on the donation page, then Refund on the confirmation page.
+    A first step that is refused (not a 200 confirmation page) is the answer."""
+    first = ask_to_refund(staff, donation_id, amount, form)
+    if first.status_code != 200:
+        return first
+    return staff.post(f"/staff/donations/{donation_id}/refund", confirmation_form(first.get_data(as_text=True)))
 
 
 def state(app, donation_id: int) -> dict:
@@ -76,6 +91,71 @@ def test_refunding_half_asks_the_gateway_with_an_idempotency_key_from_the_form_t
     [(key, data)] = sandbox_refunds(client.application)
     assert key == f"donations-refund-{gift}-{form['token']}"
     assert data["amount"] == 1250 and data["currency"] == "eur"
+
+
+def test_the_first_step_asks_nobody_and_shows_the_amount_the_gift_and_the_supporter_to_confirm(client, gift, staff):
+    form = refund_form(staff, gift)
+
+    response = ask_to_refund(staff, gift, "12.50", form)
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert ("Refund €12.50 of €25.00 to reader@example.com? The money goes back to their card; "
+            "this cannot be undone.") in html
+    assert ">Refund €12.50</button>" in html
+    assert f'href="/staff/donations/{gift}"' in html  # the way back without refunding
+    assert confirmation_form(html) == {"csrf_token": form["csrf_token"], "token": form["token"], "amount": "12.50",
+                                       "confirm": "1"}
+    assert sandbox_refunds(client.application) == []
+    assert refunded_events(client.application) == []
+    assert state(client.application, gift)["status"] is DonationStatus.SUCCEEDED
+    assert audit_rows(client.application, AuditEntry.action == "donation.refund") == []
+
+
+def test_confirming_refunds_once_and_says_so(client, gift, staff):
+    form = refund_form(staff, gift)
+    confirmation = ask_to_refund(staff, gift, "12.50", form).get_data(as_text=True)
+
+    response = staff.post(f"/staff/donations/{gift}/refund", confirmation_form(confirmation))
+
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/staff/donations/{gift}")
+    [(key, data)] = sandbox_refunds(client.application)
+    assert key == f"donations-refund-{gift}-{form['token']}" and data["amount"] == 1250
+    assert state(client.application, gift)["amount_refunded"] == 1250
+    assert "Refund requested." in page(staff, gift)
+    assert len(audit_rows(client.application, AuditEntry.action == "donation.refund")) == 1
+
+
+def test_a_confirmation_submitted_twice_refunds_once(client, gift, staff):
+    confirmation = confirmation_form(ask_to_refund(staff, gift, "12.50").get_data(as_text=True))
+
+    staff.post(f"/staff/donations/{gift}/refund", confirmation)
+    staff.post(f"/staff/donations/{gift}/refund", confirmation)
+
+    assert len(sandbox_refunds(client.application)) == 1
+    assert state(client.application, gift)["amount_refunded"] == 1250
+    assert len(audit_rows(client.application, AuditEntry.action == "donation.refund")) == 1
+
+
+def test_a_forged_confirmation_for_more_than_is_left_is_refused_with_nothing_done(client, gift, staff):
+    confirmation = confirmation_form(ask_to_refund(staff, gift, "12.50").get_data(as_text=True))
+
+    response = staff.post(f"/staff/donations/{gift}/refund", {**confirmation, "amount": "30.00"})
+
+    assert response.status_code == 303
+    assert "At most €25.00 is left to refund." in page(staff, gift)
+    assert sandbox_refunds(client.application) == []
+    assert state(client.application, gift)["status"] is DonationStatus.SUCCEEDED
+    assert audit_rows(client.application, AuditEntry.action == "donation.refund") == []
+
+
+def test_an_amount_over_what_is_left_is_refused_at_the_first_step_without_a_confirmation(client, gift, staff):
+    response = ask_to_refund(staff, gift, "30.00")
+
+    assert response.status_code == 303
+    assert "At most €25.00 is left to refund." in page(staff, gift)
+    assert sandbox_refunds(client.application) == []
 
 
 def test_half_refunded_gift_shows_partially_refunded_with_the_amount_once_stripe_confirms(client, gift, staff):
@@ -247,8 +327,10 @@ def test_accountant_cannot_refund_and_sees_no_refund_form(client, gift):
 
     assert f'action="/staff/donations/{gift}/refund"' not in html
     assert 'name="token"' not in html
-    response = accountant.post(f"/staff/donations/{gift}/refund", {"amount": "25.00", "token": new_token()})
-    assert response.status_code == 403
+    for step in ({}, {"confirm": "1"}):  # neither the first step nor the confirmation
+        response = accountant.post(f"/staff/donations/{gift}/refund",
+                                   {"csrf_token": accountant.csrf, "amount": "25.00", "token": new_token(), **step})
+        assert response.status_code == 403
     assert sandbox_refunds(client.application) == []
     assert state(client.application, gift)["status"] is DonationStatus.SUCCEEDED
 
