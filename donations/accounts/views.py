@@ -128,7 +128,7 @@ def act(token: str, recurring_id: int, action: str):
                 if not form.validate_on_submit():
                     return _invalid(form)
                 operations.cancel(recurring, at_period_end=form.when.data == "period_end")
-                if recurring.cancel_at_period_end and recurring.status is not RecurringStatus.CANCELED:
+                if recurring.ends_at_period_end:
                     message = gettext("Your gift ends on %(date)s; nothing more will be charged. We have sent you "
                                       "a confirmation.", date=format_day(recurring.current_period_end)) \
                         if recurring.current_period_end else gettext(

@@ -166,6 +166,11 @@ class RecurringDonation(db.Model):
     def is_open(self) -> bool:
         return self.status is not RecurringStatus.CANCELED
 
+    @property
+    def ends_at_period_end(self) -> bool:
+        """Still open, but cancelled for the end of the period already paid for: no further payment is taken."""
+        return self.cancel_at_period_end and self.is_open
+
     def transition(self, new: RecurringStatus) -> bool:
         """Move to ``new``; False when already there, IllegalTransition when the state machine forbids it."""
         if self.status == new:

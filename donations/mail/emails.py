@@ -103,7 +103,7 @@ def recurring_canceled_context(recurring: RecurringDonation) -> dict:
         "every": recurring.frequency.every,
         "label": recurring.frequency.label.lower(),
         "frequency": recurring.frequency.value,
-        "at_period_end": recurring.cancel_at_period_end and recurring.status.value != "canceled",
+        "at_period_end": recurring.ends_at_period_end,
         "end_date": _date(recurring.current_period_end),
     }
 

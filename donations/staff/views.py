@@ -30,7 +30,7 @@ from ..campaigns.operations import DEFAULT_SLUG, ask_view
 from ..campaigns.views import embed_script_url
 from ..db import now_utc
 from ..extensions import db, limiter
-from ..ledger.models import Donation, Frequency, RecurringDonation, RecurringStatus, Supporter
+from ..ledger.models import Donation, Frequency, RecurringDonation, Supporter
 from ..mail.models import EmailStatus, OutboxEmail
 from ..money import Money
 from ..payments.gateway import GatewayError
@@ -267,8 +267,7 @@ def cancel_recurring(supporter_id: int, recurring_id: int):
         auth.audit("recurring.cancel", "recurring_donation", recurring.id, when=request.form.get("when", "period_end"))
         db.session.commit()
         flash("The recurring gift ends at the end of the period already paid for; nothing more will be charged. "
-              "The supporter gets a confirmation." if recurring.cancel_at_period_end and
-              recurring.status is not RecurringStatus.CANCELED else
+              "The supporter gets a confirmation." if recurring.ends_at_period_end else
               "The recurring gift is cancelled; the supporter gets a confirmation.", "info")
     return redirect(url_for("staff.supporter", supporter_id=supporter_id), code=303)
 
